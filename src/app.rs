@@ -1,0 +1,166 @@
+//! The one place that wires things together: state, router, background tasks, serving.
+
+use anyhow::Context;
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{LogFormat, ServeArgs, Settings};
+use crate::db::Db;
+use crate::http::{self, JwtKeys};
+use crate::ids::UserId;
+use crate::{demo, idempotency, outbox, platform};
+
+/// Everything a request handler can reach.
+pub struct AppState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+    pub jwt: JwtKeys,
+    pub metrics: PrometheusHandle,
+    pub outbox: outbox::Signal,
+    pub platform: platform::Platform,
+}
+
+impl AppState {
+    pub fn new(
+        db: Db,
+        settings: Settings,
+        jwt_secret: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<AppState> {
+        let platform = platform::Platform::new(settings.popular_cache_ttl);
+        Arc::new(AppState {
+            db,
+            clock,
+            settings,
+            jwt: JwtKeys::new(jwt_secret),
+            metrics: http::metrics_recorder(),
+            outbox: outbox::Signal::default(),
+            platform,
+        })
+    }
+
+    pub fn router(self: &Arc<Self>) -> Router {
+        http::router(self.clone())
+    }
+}
+
+/// `commerce serve`: migrate, start the background work, serve until SIGTERM or Ctrl-C.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_format);
+    let secret = match (&args.jwt_secret, args.demo) {
+        (Some(secret), _) => secret.clone(),
+        (None, true) => demo::random_secret(),
+        (None, false) => anyhow::bail!("COMMERCE_JWT_SECRET is not set (or run with --demo)"),
+    };
+    let db = Db::connect(
+        &args.database.database_url,
+        args.database.db_max_connections,
+    )
+    .await
+    .context("connecting to the database")?;
+    db.migrate().await.context("applying the schema")?;
+    let state = AppState::new(
+        db.clone(),
+        args.settings.clone().into(),
+        &secret,
+        Arc::new(SystemClock),
+    );
+    if args.demo {
+        demo::load(&state).await.context("loading demo data")?;
+    }
+
+    let shutdown = CancellationToken::new();
+    let transport = outbox::Transport::from_settings(&state.settings).await?;
+    let background = vec![
+        tokio::spawn(outbox::relay(state.clone(), transport, shutdown.clone())),
+        tokio::spawn(platform::daily_job(state.clone(), shutdown.clone())),
+        tokio::spawn(housekeeping(state.clone(), shutdown.clone())),
+    ];
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(listen = %args.listen, database = db.backend().name(), "commerce is serving");
+    if args.demo {
+        demo::print_welcome(&state, args.listen);
+    }
+    axum::serve(listener, state.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+
+    tracing::info!("draining background work");
+    shutdown.cancel();
+    for task in background {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    db.close().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Prunes expired idempotency keys and delivered outbox events; keeps histograms bounded.
+async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        state.metrics.run_upkeep();
+        let now = crate::clock::to_micros(state.clock.now());
+        let pruned = async {
+            let mut conn = state.db.writer().await?;
+            let keys = idempotency::prune(&mut conn, now).await?;
+            let events = outbox::prune(&mut conn, now).await?;
+            Ok::<_, crate::db::DbError>((keys, events))
+        }
+        .await;
+        match pruned {
+            Ok((keys, events)) if keys + events > 0 => tracing::info!(keys, events, "pruned"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "housekeeping failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Mints a token for the CLI and the demo.
+pub fn token(secret: &str, user: UserId, admin: bool, ttl: Duration) -> String {
+    JwtKeys::new(secret).mint(user, admin, ttl)
+}

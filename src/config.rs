@@ -1,0 +1,158 @@
+//! Settings from flags and environment variables (`COMMERCE_*`).
+
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::money::Won;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://commerce.db";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "commerce",
+    version,
+    about = "E-commerce backend: balance, products, coupons, orders, data platform"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server, the outbox relay and the daily sales job.
+    Serve(ServeArgs),
+    /// Apply the database schema and exit.
+    Migrate(DatabaseArgs),
+    /// Print a signed token for development.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` (created if missing) or `postgres://...`.
+    #[arg(long, env = "COMMERCE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Maximum database connections (per pool).
+    #[arg(long, env = "COMMERCE_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address to listen on.
+    #[arg(long, env = "COMMERCE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// HS256 secret for tokens. Required unless `--demo`.
+    #[arg(long, env = "COMMERCE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Load demo products and coupons and print ready-made tokens.
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "COMMERCE_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// The shop's time zone: calendar days, the popular-products window and the daily job.
+    #[arg(long, env = "COMMERCE_TIME_ZONE", default_value = "Asia/Seoul", value_parser = parse_tz)]
+    pub time_zone: Tz,
+    /// Largest single charge, in won.
+    #[arg(long, env = "COMMERCE_MAX_CHARGE", default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_charge: i64,
+    /// Largest balance a user may hold, in won.
+    #[arg(long, env = "COMMERCE_MAX_BALANCE", default_value_t = 100_000_000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_balance: i64,
+    /// Local time of day at which the daily sales job runs.
+    #[arg(long, env = "COMMERCE_DAILY_JOB_AT", default_value = "00:05", value_parser = parse_time)]
+    pub daily_job_at: NaiveTime,
+    /// How long a popular-products answer is reused.
+    #[arg(long, env = "COMMERCE_POPULAR_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub popular_cache_ttl: Duration,
+    /// NATS server for order events (JetStream). Without it events are delivered in-process.
+    #[arg(long, env = "COMMERCE_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// JetStream stream and subject prefix for order events.
+    #[arg(long, env = "COMMERCE_NATS_STREAM", default_value = "COMMERCE")]
+    pub nats_stream: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The user id (`sub`).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    pub user: i64,
+    /// Add `role: "admin"`.
+    #[arg(long)]
+    pub admin: bool,
+    /// Lifetime, e.g. `24h`, `30m`.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    #[arg(long, env = "COMMERCE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+}
+
+fn parse_tz(raw: &str) -> Result<Tz, String> {
+    raw.parse::<Tz>()
+        .map_err(|_| format!("unknown time zone `{raw}` (use an IANA name such as Asia/Seoul)"))
+}
+
+fn parse_time(raw: &str) -> Result<NaiveTime, String> {
+    NaiveTime::parse_from_str(raw, "%H:%M").map_err(|_| format!("expected HH:MM, got `{raw}`"))
+}
+
+/// The business settings the running service reads.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub time_zone: Tz,
+    pub max_charge: Won,
+    pub max_balance: Won,
+    pub daily_job_at: NaiveTime,
+    pub popular_cache_ttl: Duration,
+    pub nats_url: Option<String>,
+    pub nats_stream: String,
+}
+
+impl Default for Settings {
+    /// The documented defaults, independent of the environment (tests rely on that).
+    fn default() -> Self {
+        Settings {
+            time_zone: chrono_tz::Asia::Seoul,
+            max_charge: Won(1_000_000),
+            max_balance: Won(100_000_000),
+            daily_job_at: NaiveTime::from_hms_opt(0, 5, 0).expect("valid time"),
+            popular_cache_ttl: Duration::from_secs(1),
+            nats_url: None,
+            nats_stream: "COMMERCE".to_owned(),
+        }
+    }
+}
+
+impl From<SettingsArgs> for Settings {
+    fn from(args: SettingsArgs) -> Self {
+        Settings {
+            time_zone: args.time_zone,
+            max_charge: Won(args.max_charge),
+            max_balance: Won(args.max_balance),
+            daily_job_at: args.daily_job_at,
+            popular_cache_ttl: args.popular_cache_ttl,
+            nats_url: args.nats_url,
+            nats_stream: args.nats_stream,
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Operational endpoints: liveness, readiness, metrics.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+use std::sync::Arc;
+
+use super::problem::Problem;
+use crate::app::AppState;
+use crate::outbox;
+
+/// The process is up.
+pub async fn live() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+/// The database answers.
+pub async fn ready(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, Problem> {
+    match app.db.ping().await {
+        Ok(()) => Ok(Json(
+            json!({"status": "ok", "database": app.db.backend().name()}),
+        )),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "INTERNAL",
+                "the database is not reachable",
+            ))
+        }
+    }
+}
+
+/// Prometheus text exposition. Gauges are sampled at scrape time.
+pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    for (pool, size, idle) in app.db.pool_stats() {
+        metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "open").set(size as f64);
+        metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "idle").set(idle as f64);
+    }
+    match outbox::backlog(&app.db).await {
+        Ok(pending) => metrics::gauge!("outbox_backlog").set(pending as f64),
+        Err(error) => tracing::warn!(%error, "could not measure the outbox backlog"),
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+}

@@ -1,0 +1,19 @@
+//! commerce: balance, products, first-come-first-served coupons, atomic order payment and a
+//! data platform, served over HTTP from one binary on SQLite or PostgreSQL.
+
+pub mod app;
+pub mod balance;
+pub mod clock;
+pub mod config;
+pub mod coupon;
+pub mod db;
+pub mod demo;
+pub mod http;
+pub mod idempotency;
+pub mod ids;
+pub mod money;
+pub mod order;
+pub mod outbox;
+pub mod page;
+pub mod platform;
+pub mod product;

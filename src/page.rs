@@ -1,0 +1,85 @@
+//! Cursor pagination: `{"items": [...], "next_cursor": "..." | null}`.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const DEFAULT_LIMIT: i64 = 20;
+pub const MAX_LIMIT: i64 = 100;
+
+/// A validated page request: at most `limit` items past the row whose id is `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: i64,
+    pub after: Option<i64>,
+}
+
+impl PageRequest {
+    /// Stores fetch one row more than asked to learn whether another page follows.
+    pub fn fetch_limit(&self) -> i64 {
+        self.limit + 1
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `fetch_limit()` rows; `id` gives the cursor position of a row.
+    pub fn from_rows(mut rows: Vec<T>, request: PageRequest, id: impl Fn(&T) -> i64) -> Self {
+        let more = rows.len() as i64 > request.limit;
+        rows.truncate(request.limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|last| encode_cursor(id(last)))
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+pub fn encode_cursor(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(id.to_string())
+}
+
+pub fn decode_cursor(cursor: &str) -> Option<i64> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    std::str::from_utf8(&bytes)
+        .ok()?
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_junk_is_refused() {
+        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
+        assert_eq!(decode_cursor("not a cursor"), None);
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("-3")), None);
+    }
+
+    #[test]
+    fn a_full_page_has_a_cursor_and_the_last_page_has_none() {
+        let request = PageRequest {
+            limit: 2,
+            after: None,
+        };
+        let page = Page::from_rows(vec![1, 2, 3], request, |n| *n);
+        assert_eq!(page.items, vec![1, 2]);
+        assert_eq!(page.next_cursor.as_deref().and_then(decode_cursor), Some(2));
+        let last = Page::from_rows(vec![3], request, |n| *n);
+        assert_eq!(last.next_cursor, None);
+    }
+}

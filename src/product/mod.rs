@@ -1,0 +1,11 @@
+//! Products (상품): the catalogue, its stock, and the admin operations on it.
+
+mod routes;
+mod service;
+mod store;
+
+pub use routes::routes;
+pub use service::{
+    create, find_many, get, list, take_stock, update, NewProduct, Product, ProductError,
+    ProductPatch, StockTake, MAX_PRICE, MAX_STOCK,
+};

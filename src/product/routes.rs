@@ -1,0 +1,90 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::service::{self, NewProduct, Product, ProductPatch};
+use crate::app::AppState;
+use crate::http::extract::PageParams;
+use crate::http::{Admin, Json, PathId, Problem, ProblemBody};
+use crate::ids::ProductId;
+use crate::page::{Page, PageRequest};
+
+pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(get_product))
+        .routes(routes!(list_products))
+        .routes(routes!(create_product))
+        .routes(routes!(update_product))
+}
+
+/// Product detail.
+#[utoipa::path(get, path = "/products/{id}", tag = "products",
+    params(("id" = i64, Path, minimum = 1)),
+    responses(
+        (status = 200, body = Product),
+        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "PRODUCT_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+async fn get_product(
+    State(app): State<Arc<AppState>>,
+    PathId(id): PathId<ProductId>,
+) -> Result<Json<Product>, Problem> {
+    Ok(Json(service::get(&app.db, id).await?))
+}
+
+/// All products, by id.
+#[utoipa::path(get, path = "/products", tag = "products", params(PageParams),
+    responses(
+        (status = 200, body = Page<Product>),
+        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+async fn list_products(
+    State(app): State<Arc<AppState>>,
+    page: PageRequest,
+) -> Result<Json<Page<Product>>, Problem> {
+    Ok(Json(service::list(&app.db, page).await?))
+}
+
+/// Create a product (admin).
+#[utoipa::path(post, path = "/admin/products", tag = "admin", security(("bearer" = [])),
+    request_body = NewProduct,
+    responses(
+        (status = 201, body = Product),
+        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+async fn create_product(
+    State(app): State<Arc<AppState>>,
+    _: Admin,
+    Json(new): Json<NewProduct>,
+) -> Result<(StatusCode, Json<Product>), Problem> {
+    Ok((
+        StatusCode::CREATED,
+        Json(service::create(&app.db, app.clock.as_ref(), new).await?),
+    ))
+}
+
+/// Change a product's name, price or stock (admin). `stock` sets the stock level.
+#[utoipa::path(patch, path = "/admin/products/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path, minimum = 1)),
+    request_body = ProductPatch,
+    responses(
+        (status = 200, body = Product),
+        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "PRODUCT_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+async fn update_product(
+    State(app): State<Arc<AppState>>,
+    _: Admin,
+    PathId(id): PathId<ProductId>,
+    Json(patch): Json<ProductPatch>,
+) -> Result<Json<Product>, Problem> {
+    Ok(Json(
+        service::update(&app.db, app.clock.as_ref(), id, patch).await?,
+    ))
+}

@@ -1,0 +1,350 @@
+//! The test harness: a fresh database per test on either backend, the real router, a manual
+//! clock, tokens, and JSON requests through the router.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use chrono::{DateTime, TimeZone, Utc};
+use commerce::app::AppState;
+use commerce::clock::ManualClock;
+use commerce::config::Settings;
+use commerce::db::Db;
+use commerce::ids::UserId;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+pub const SECRET: &str = "test-secret";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(Backend)` as two tests, `sqlite::name` and `postgres::name`.
+/// PostgreSQL tests skip when the server is unreachable, except under CI where they fail.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::harness::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if $crate::harness::postgres_available().await {
+                        super::$name($crate::harness::Backend::Postgres).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("COMMERCE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub async fn postgres_available() -> bool {
+    use sqlx::Connection;
+    match sqlx::PgConnection::connect(&postgres_admin_url()).await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            true
+        }
+        Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("PostgreSQL must be reachable in CI: {error}")
+        }
+        Err(error) => {
+            eprintln!("skipping a PostgreSQL test: {error}");
+            false
+        }
+    }
+}
+
+/// A fresh, empty, migrated database; dropped (PostgreSQL) or deleted (SQLite) afterwards.
+pub struct TestDb {
+    pub url: String,
+    backend: Backend,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> TestDb {
+        let name = format!("commerce_test_{:016x}", rand::random::<u64>());
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!(
+                    "sqlite://{}",
+                    dir.path().join(format!("{name}.db")).display()
+                );
+                TestDb {
+                    url,
+                    backend,
+                    name,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                use sqlx::{Connection, Executor};
+                let admin = postgres_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("PostgreSQL");
+                conn.execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create database");
+                let _ = conn.close().await;
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(base, _)| base)
+                    .expect("admin URL has a database");
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    backend,
+                    name,
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.backend == Backend::Postgres {
+            let name = self.name.clone();
+            // Drop runs outside any runtime guarantee, so the cleanup gets a runtime of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    use sqlx::{Connection, Executor};
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                        let _ = conn
+                            .execute(
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            )
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// 2026-11-24 12:00 in Seoul.
+pub fn default_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 3, 0, 0).unwrap()
+}
+
+pub struct TestApp {
+    pub state: Arc<AppState>,
+    pub router: Router,
+    pub clock: Arc<ManualClock>,
+    /// Kept for its lifetime: dropping it removes the database.
+    _db: TestDb,
+}
+
+impl TestApp {
+    pub async fn new(backend: Backend) -> TestApp {
+        Self::with_settings(backend, Settings::default()).await
+    }
+
+    pub async fn with_settings(backend: Backend, settings: Settings) -> TestApp {
+        let db = TestDb::create(backend).await;
+        let pool = Db::connect(&db.url, 16).await.expect("connect");
+        pool.migrate().await.expect("migrate");
+        let clock = Arc::new(ManualClock::new(default_now()));
+        let state = AppState::new(pool, settings, SECRET, clock.clone());
+        let router = state.router();
+        TestApp {
+            state,
+            router,
+            clock,
+            _db: db,
+        }
+    }
+
+    pub fn token(&self, user: i64) -> String {
+        self.state
+            .jwt
+            .mint(UserId::new(user).unwrap(), false, Duration::from_secs(3600))
+    }
+
+    pub fn admin(&self) -> String {
+        self.state.jwt.mint(
+            UserId::new(999_999).unwrap(),
+            true,
+            Duration::from_secs(3600),
+        )
+    }
+
+    pub fn call(&self, method: Method, path: &str) -> Call {
+        Call {
+            router: self.router.clone(),
+            method,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Call {
+        self.call(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> Call {
+        self.call(Method::POST, path)
+    }
+
+    pub fn patch(&self, path: &str) -> Call {
+        self.call(Method::PATCH, path)
+    }
+
+    /// Creates a product through the admin API; returns its id.
+    pub async fn product(&self, name: &str, price: i64, stock: i64) -> i64 {
+        let response = self
+            .post("/api/v1/admin/products")
+            .token(&self.admin())
+            .json(serde_json::json!({"name": name, "price": price, "stock": stock}))
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        response.body["id"].as_i64().unwrap()
+    }
+
+    /// Charges a user's balance through the API.
+    pub async fn charge(&self, user: i64, amount: i64) {
+        let response = self
+            .post("/api/v1/me/balance/charges")
+            .token(&self.token(user))
+            .json(serde_json::json!({"amount": amount}))
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    }
+
+    pub async fn balance(&self, user: i64) -> i64 {
+        let response = self
+            .get("/api/v1/me/balance")
+            .token(&self.token(user))
+            .send()
+            .await;
+        assert_eq!(response.status, StatusCode::OK);
+        response.body["balance"].as_i64().unwrap()
+    }
+
+    /// One number from the database, for checking stored state after a test.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(self.state.db.reader())
+            .await
+            .expect(sql)
+    }
+}
+
+/// A request being built.
+pub struct Call {
+    router: Router,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Body>,
+}
+
+impl Call {
+    pub fn token(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn json(self, body: Value) -> Self {
+        self.raw(&body.to_string())
+    }
+
+    /// A body sent as JSON exactly as given (for malformed-input tests).
+    pub fn raw(mut self, body: &str) -> Self {
+        self.headers
+            .push(("content-type".into(), "application/json".into()));
+        self.body = Some(Body::from(body.to_owned()));
+        self
+    }
+
+    pub async fn send(self) -> Response {
+        let mut request = Request::builder().method(self.method).uri(&self.path);
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(self.body.unwrap_or_else(Body::empty))
+            .expect("request");
+        let response = self.router.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Response {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Response {
+    /// Asserts a problem+json error with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "body: {}",
+            self.text
+        );
+        assert_eq!(self.body["code"], code, "body: {}", self.text);
+        assert_eq!(self.body["status"], status.as_u16());
+        assert!(
+            self.body["title"].is_string()
+                && self.body["detail"].is_string()
+                && self.body["type"].is_string()
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! HTTP-level tests: every request goes through the real router to a real database, and every
+//! test runs once on SQLite and once on PostgreSQL.
+
+mod harness;
+
+mod auth;
+mod balance;
+mod errors;
+mod ops;
+mod products;
