@@ -133,6 +133,7 @@ pub async fn charge(
         })
     })
     .await
+    .and_then(|outcome| outcome)
 }
 
 async fn credit(

@@ -1,8 +1,12 @@
-use std::sync::Arc;
-use utoipa_axum::router::OpenApiRouter;
+//! Coupons (쿠폰): campaigns, first-come-first-served issuance, a user's coupons, and the
+//! redemption an order performs inside its own transaction.
 
-use crate::app::AppState;
+mod routes;
+mod service;
+mod store;
 
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new()
-}
+pub use routes::routes;
+pub use service::{
+    create, get, issue, list_mine, mark_used, terms_for, Coupon, CouponError, DiscountType,
+    NewCoupon, Terms, UserCoupon, UserCouponStatus,
+};

@@ -34,3 +34,47 @@ impl From<ProductError> for Problem {
         }
     }
 }
+
+impl From<crate::coupon::CouponError> for Problem {
+    fn from(error: crate::coupon::CouponError) -> Self {
+        use crate::coupon::CouponError;
+        let detail = error.to_string();
+        match error {
+            CouponError::NotFound(_) => {
+                Problem::new(StatusCode::NOT_FOUND, "COUPON_NOT_FOUND", detail)
+            }
+            CouponError::SoldOut(_) => {
+                Problem::new(StatusCode::CONFLICT, "COUPON_SOLD_OUT", detail)
+            }
+            CouponError::AlreadyIssued(_) => {
+                Problem::new(StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED", detail)
+            }
+            CouponError::NotIssuable(..) => {
+                Problem::new(StatusCode::CONFLICT, "COUPON_NOT_ISSUABLE", detail)
+            }
+            CouponError::Invalid(_) => Problem::validation(detail),
+            CouponError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::order::OrderError> for Problem {
+    fn from(error: crate::order::OrderError) -> Self {
+        use crate::order::OrderError;
+        let detail = error.to_string();
+        let code = error.code();
+        match error {
+            OrderError::Invalid(_) => Problem::new(StatusCode::BAD_REQUEST, code, detail),
+            OrderError::ProductNotFound(_) | OrderError::NotFound(_) => {
+                Problem::new(StatusCode::NOT_FOUND, code, detail)
+            }
+            OrderError::OutOfStock { .. }
+            | OrderError::CouponNotUsable(..)
+            | OrderError::InsufficientBalance { .. } => {
+                Problem::new(StatusCode::CONFLICT, code, detail)
+            }
+            OrderError::Idempotency(e) => e.into(),
+            OrderError::Db(e) => e.into(),
+        }
+    }
+}

@@ -81,27 +81,31 @@ pub trait Rejection {
 
 /// Runs `effect` in the caller's transaction at most once per attempt key: a retry gets the
 /// stored outcome back. Without a key it simply runs the effect.
+///
+/// The outer `Err` means "roll the transaction back"; `Ok(outcome)` means "commit, then answer
+/// with `outcome`" — which may be a remembered rejection, whose effect the savepoint undid.
 pub async fn once<T, E, F>(
     conn: &mut AnyConnection,
     attempt: Option<&Attempt>,
     now_micros: i64,
     effect: F,
-) -> Result<T, E>
+) -> Result<Result<T, E>, E>
 where
     T: Serialize + DeserializeOwned,
     E: Serialize + DeserializeOwned + Rejection + From<DbError> + From<IdempotencyError>,
     F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>>,
 {
     let Some(attempt) = attempt else {
-        return effect(conn).await;
+        return effect(conn).await.map(Ok);
     };
     if let Some(previous) = store::claim(conn, attempt, now_micros).await? {
         if previous.fingerprint != attempt.fingerprint {
             return Err(IdempotencyError::KeyReused.into());
         }
         metrics::counter!("idempotent_replays_total").increment(1);
-        return serde_json::from_str::<Result<T, E>>(&previous.outcome)
+        let outcome = serde_json::from_str::<Result<T, E>>(&previous.outcome)
             .map_err(|e| DbError::Corrupt(format!("stored idempotent outcome: {e}")))?;
+        return Ok(outcome);
     }
 
     let mut savepoint = conn.begin().await.map_err(DbError::from)?;
@@ -109,12 +113,12 @@ where
     match &outcome {
         Ok(_) => savepoint.commit().await.map_err(DbError::from)?,
         Err(e) if e.is_rejection() => savepoint.rollback().await.map_err(DbError::from)?,
-        Err(_) => return outcome,
+        Err(_) => return outcome.map(Ok),
     }
     let stored = serde_json::to_string(&outcome)
         .map_err(|e| DbError::Corrupt(format!("idempotent outcome does not serialize: {e}")))?;
     store::record(conn, attempt, &stored).await?;
-    outcome
+    Ok(outcome)
 }
 
 /// Deletes keys past the retention period; returns how many.

@@ -1,8 +1,14 @@
-use std::sync::Arc;
-use utoipa_axum::router::OpenApiRouter;
+//! Orders and payment (주문 결제): the one place that spans capabilities. One transaction takes
+//! the stock, redeems the coupon, prices the order, debits the balance, stores the order and
+//! records the event for the data platform; any failure leaves no trace.
 
-use crate::app::AppState;
+mod pricing;
+mod request;
+mod routes;
+mod service;
+mod store;
 
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new()
-}
+pub use pricing::{price, Pricing};
+pub use request::{OrderRequest, MAX_LINES, MAX_QUANTITY};
+pub use routes::routes;
+pub use service::{get, list_mine, place, sales_between, Order, OrderError, OrderLine};

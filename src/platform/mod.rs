@@ -5,6 +5,10 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 
+mod event;
+
+pub use event::{OrderPaid, SoldItem, ORDER_PAID};
+
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
 }

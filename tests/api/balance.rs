@@ -245,21 +245,30 @@ async fn a_retry_replays_a_rejection_too(backend: Backend) {
         max_balance: commerce::money::Won(1000),
         ..Default::default()
     };
-    let app2 = TestApp::with_settings(backend, settings).await;
-    app2.charge(7, 900).await;
+    let app = TestApp::with_settings(backend, settings).await;
+    app.charge(7, 900).await;
     let send = || {
-        app2.post("/api/v1/me/balance/charges")
-            .token(&app2.token(7))
+        app.post("/api/v1/me/balance/charges")
+            .token(&app.token(7))
             .header("idempotency-key", "k1")
             .json(json!({"amount": 200}))
             .send()
     };
     let first = send().await;
     first.assert_problem(StatusCode::CONFLICT, "BALANCE_LIMIT_EXCEEDED");
+    // Spend 500, so running the charge again would now succeed: a retry must not run it again.
+    let mug = app.product("Mug", 500, 1).await;
+    let order = app
+        .post("/api/v1/orders")
+        .token(&app.token(7))
+        .json(json!({"items": [{"product_id": mug, "quantity": 1}]}))
+        .send()
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED);
     let again = send().await;
     assert_eq!(again.status, first.status);
     assert_eq!(again.body, first.body);
-    assert_eq!(app2.balance(7).await, 900);
+    assert_eq!(app.balance(7).await, 400);
 }
 
 async fn a_key_reused_with_another_body_is_refused(backend: Backend) {

@@ -5,6 +5,8 @@ mod harness;
 
 mod auth;
 mod balance;
+mod coupons;
 mod errors;
 mod ops;
+mod orders;
 mod products;

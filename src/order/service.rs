@@ -1,0 +1,285 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use std::sync::Arc;
+use thiserror::Error;
+use utoipa::ToSchema;
+
+use super::pricing::{price, Pricing};
+use super::request::OrderRequest;
+use super::store;
+use crate::app::AppState;
+use crate::clock::to_micros;
+use crate::db::{Db, DbError, Transient};
+use crate::idempotency::{self, Attempt, IdempotencyError, IdempotencyKey, Rejection};
+use crate::ids::{OrderId, UserCouponId, UserId};
+use crate::money::Won;
+use crate::page::{Page, PageRequest};
+use crate::platform::{OrderPaid, SoldItem, ORDER_PAID};
+use crate::product::StockTake;
+use crate::{balance, coupon, outbox, product};
+
+#[derive(Debug, Error, Serialize, Deserialize)]
+pub enum OrderError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("product {0} does not exist")]
+    ProductNotFound(i64),
+    #[error("product {product_id} is out of stock: {requested} requested, {available} available")]
+    OutOfStock {
+        product_id: i64,
+        requested: i64,
+        available: i64,
+    },
+    #[error("coupon {0} cannot be used: {1}")]
+    CouponNotUsable(i64, String),
+    #[error("the balance of {balance} won is less than the {required} won to pay")]
+    InsufficientBalance { balance: i64, required: i64 },
+    #[error("order {0} does not exist")]
+    NotFound(i64),
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+    #[serde(skip)]
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl OrderError {
+    /// The contract's error code; also the `reason` label of failed-order metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OrderError::Invalid(_) => "INVALID_ORDER",
+            OrderError::ProductNotFound(_) => "PRODUCT_NOT_FOUND",
+            OrderError::OutOfStock { .. } => "OUT_OF_STOCK",
+            OrderError::CouponNotUsable(..) => "COUPON_NOT_USABLE",
+            OrderError::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
+            OrderError::NotFound(_) => "ORDER_NOT_FOUND",
+            OrderError::Idempotency(IdempotencyError::KeyReused) => "IDEMPOTENCY_KEY_REUSED",
+            OrderError::Db(_) => "INTERNAL",
+        }
+    }
+}
+
+impl Transient for OrderError {
+    fn is_transient(&self) -> bool {
+        matches!(self, OrderError::Db(e) if e.is_transient())
+    }
+}
+
+impl Rejection for OrderError {
+    fn is_rejection(&self) -> bool {
+        !matches!(self, OrderError::Db(_) | OrderError::Idempotency(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum OrderStatus {
+    Paid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrderLine {
+    pub product_id: i64,
+    /// The product's name when ordered.
+    pub name: String,
+    /// The product's price when ordered.
+    pub unit_price: i64,
+    pub quantity: i64,
+    /// unit_price × quantity.
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Order {
+    pub id: i64,
+    pub user_id: i64,
+    pub status: OrderStatus,
+    pub items: Vec<OrderLine>,
+    pub total_amount: i64,
+    pub discount_amount: i64,
+    /// total_amount - discount_amount, debited from the balance.
+    pub paid_amount: i64,
+    pub user_coupon_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Places an order in one transaction. Honours an idempotency key.
+pub async fn place(
+    state: &AppState,
+    user: UserId,
+    request: OrderRequest,
+    key: Option<IdempotencyKey>,
+) -> Result<Order, OrderError> {
+    let attempt = key.map(|key| Attempt::new(user, key, "POST /orders", &request));
+    let now = state.clock.now();
+    let request = Arc::new(request);
+    let result = state
+        .db
+        .write(move |conn| {
+            let (request, attempt) = (request.clone(), attempt.clone());
+            Box::pin(async move {
+                idempotency::once(conn, attempt.as_ref(), to_micros(now), move |conn| {
+                    Box::pin(async move { execute(conn, user, &request, now).await })
+                })
+                .await
+            })
+        })
+        .await
+        .and_then(|outcome| outcome);
+    match &result {
+        Ok(_) => {
+            state.outbox.notify();
+            metrics::counter!("orders_placed_total").increment(1);
+        }
+        Err(error) => {
+            metrics::counter!("orders_failed_total", "reason" => error.code()).increment(1)
+        }
+    }
+    result
+}
+
+/// The steps of an order, inside the caller's transaction. Returning an error rolls all of
+/// them back: stock and coupon are "restored" by never having changed.
+async fn execute(
+    conn: &mut AnyConnection,
+    user: UserId,
+    request: &OrderRequest,
+    now: DateTime<Utc>,
+) -> Result<Order, OrderError> {
+    let lines = take_stock(conn, request).await?;
+    let coupon_id = request.user_coupon_id();
+    let terms = match coupon_id {
+        Some(id) => Some(
+            coupon::terms_for(conn, user, id, now)
+                .await?
+                .ok_or_else(|| {
+                    not_usable(id, "it is not yours, already used, or expired".into())
+                })?,
+        ),
+        None => None,
+    };
+    let priced: Vec<(Won, i64)> = lines
+        .iter()
+        .map(|l| (Won(l.unit_price), l.quantity))
+        .collect();
+    let pricing = price(&priced, terms.as_ref()).ok_or_else(|| {
+        let minimum = terms.map(|t| t.min_order_amount.get()).unwrap_or_default();
+        not_usable(
+            coupon_id.expect("only a coupon refuses a price"),
+            format!("the order total is under its minimum of {minimum} won"),
+        )
+    })?;
+
+    let order = store::insert_order(conn, user, &pricing, coupon_id, to_micros(now)).await?;
+    store::insert_lines(conn, order, &lines).await?;
+    if let Some(id) = coupon_id {
+        if !coupon::mark_used(conn, user, id, order, now).await? {
+            return Err(not_usable(id, "it was used by another order".into()));
+        }
+    }
+    if let Err(balance) = balance::pay(conn, user, pricing.paid, order, to_micros(now)).await? {
+        return Err(OrderError::InsufficientBalance {
+            balance: balance.get(),
+            required: pricing.paid.get(),
+        });
+    }
+    let event = OrderPaid {
+        order_id: order.get(),
+        user_id: user.get(),
+        paid_at: now,
+        items: lines
+            .iter()
+            .map(|l| SoldItem {
+                product_id: l.product_id,
+                quantity: l.quantity,
+                amount: l.amount,
+            })
+            .collect(),
+    };
+    outbox::enqueue(conn, ORDER_PAID, &event, to_micros(now)).await?;
+    Ok(view(order, user, lines, pricing, coupon_id, now))
+}
+
+/// Decrements stock line by line in ascending product id (the request keeps them sorted).
+async fn take_stock(
+    conn: &mut AnyConnection,
+    request: &OrderRequest,
+) -> Result<Vec<OrderLine>, OrderError> {
+    let mut lines = Vec::with_capacity(request.lines().len());
+    for &(product_id, quantity) in request.lines() {
+        match product::take_stock(conn, product_id, quantity).await? {
+            StockTake::Taken(product) => lines.push(OrderLine {
+                product_id: product_id.get(),
+                name: product.name,
+                unit_price: product.price,
+                quantity,
+                amount: product.price * quantity,
+            }),
+            StockTake::Missing => return Err(OrderError::ProductNotFound(product_id.get())),
+            StockTake::Short { available } => {
+                return Err(OrderError::OutOfStock {
+                    product_id: product_id.get(),
+                    requested: quantity,
+                    available,
+                })
+            }
+        }
+    }
+    Ok(lines)
+}
+
+fn not_usable(id: UserCouponId, why: String) -> OrderError {
+    OrderError::CouponNotUsable(id.get(), why)
+}
+
+fn view(
+    id: OrderId,
+    user: UserId,
+    items: Vec<OrderLine>,
+    pricing: Pricing,
+    coupon: Option<UserCouponId>,
+    at: DateTime<Utc>,
+) -> Order {
+    Order {
+        id: id.get(),
+        user_id: user.get(),
+        status: OrderStatus::Paid,
+        items,
+        total_amount: pricing.total.get(),
+        discount_amount: pricing.discount.get(),
+        paid_amount: pricing.paid.get(),
+        user_coupon_id: coupon.map(UserCouponId::get),
+        created_at: at,
+    }
+}
+
+/// One of the caller's orders; another user's order is not found.
+pub async fn get(db: &Db, user: UserId, id: OrderId) -> Result<Order, OrderError> {
+    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
+    store::get(&mut conn, id)
+        .await?
+        .filter(|order| order.user_id == user.get())
+        .ok_or(OrderError::NotFound(id.get()))
+}
+
+/// The caller's orders, newest first.
+pub async fn list_mine(
+    db: &Db,
+    user: UserId,
+    page: PageRequest,
+) -> Result<Page<Order>, OrderError> {
+    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
+    let orders = store::list_for_user(&mut conn, user, page).await?;
+    Ok(Page::from_rows(orders, page, |o| o.id))
+}
+
+/// Per-product quantity and amount of the paid orders created in `[from, to)` (microseconds),
+/// by product id: the order side of the daily sales job.
+pub async fn sales_between(
+    conn: &mut AnyConnection,
+    from_micros: i64,
+    to_micros: i64,
+) -> Result<Vec<SoldItem>, DbError> {
+    store::sales_between(conn, from_micros, to_micros).await
+}
