@@ -5,7 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::AppState;
+use crate::coupon::{self, DiscountType, NewCoupon};
+use crate::db::DbError;
 use crate::ids::UserId;
+use crate::product::{self, NewProduct};
+
+const DEMO_USER: i64 = 1;
+const DEMO_ADMIN: i64 = 1000;
 
 /// A fresh secret per demo run: tokens printed at start work until the process stops.
 pub fn random_secret() -> String {
@@ -14,17 +20,86 @@ pub fn random_secret() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub async fn load(_state: &Arc<AppState>) -> anyhow::Result<()> {
+const PRODUCTS: &[(&str, i64, i64)] = &[
+    ("Wireless earbuds", 89_000, 120),
+    ("Mechanical keyboard", 129_000, 40),
+    ("Stainless tumbler", 19_900, 500),
+    ("Running shoes", 99_000, 80),
+    ("Linen shirt", 45_000, 150),
+    ("Drip coffee set (20)", 15_000, 1000),
+    ("Limited sneakers (flash sale)", 159_000, 10),
+];
+
+/// Loads the demo catalogue once: rows are matched by name, so restarting with `--demo` adds
+/// nothing twice.
+pub async fn load(state: &Arc<AppState>) -> Result<(), DbError> {
+    for &(name, price, stock) in PRODUCTS {
+        if !exists(state, "products", name).await? {
+            let new = NewProduct {
+                name: name.to_owned(),
+                price,
+                stock,
+            };
+            product::create(&state.db, state.clock.as_ref(), new)
+                .await
+                .map_err(|e| DbError::Corrupt(e.to_string()))?;
+        }
+    }
+    for (name, discount_type, discount_value, total_quantity) in [
+        ("Welcome 5,000 won off", DiscountType::Fixed, 5000, 1000),
+        ("Flash sale 10% off", DiscountType::Rate, 10, 100),
+    ] {
+        if !exists(state, "coupons", name).await? {
+            let new = demo_coupon(name, discount_type, discount_value, total_quantity);
+            coupon::create(&state.db, state.clock.as_ref(), new)
+                .await
+                .map_err(|e| DbError::Corrupt(e.to_string()))?;
+        }
+    }
     Ok(())
+}
+
+async fn exists(state: &AppState, table: &str, name: &str) -> Result<bool, DbError> {
+    let found: Option<i64> =
+        sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE name = $1 LIMIT 1"))
+            .bind(name)
+            .fetch_optional(state.db.reader())
+            .await?;
+    Ok(found.is_some())
+}
+
+fn demo_coupon(
+    name: &str,
+    discount_type: DiscountType,
+    discount_value: i64,
+    total_quantity: i64,
+) -> NewCoupon {
+    NewCoupon {
+        name: name.to_owned(),
+        discount_type,
+        discount_value,
+        total_quantity,
+        valid_days: 30,
+        min_order_amount: 0,
+        issue_starts_at: None,
+        issue_ends_at: None,
+    }
 }
 
 pub fn print_welcome(state: &Arc<AppState>, listen: SocketAddr) {
     let day = Duration::from_secs(24 * 3600);
     let user = state
         .jwt
-        .mint(UserId::new(1).expect("1 is an id"), false, day);
+        .mint(UserId::new(DEMO_USER).expect("positive"), false, day);
     let admin = state
         .jwt
-        .mint(UserId::new(1000).expect("1000 is an id"), true, day);
-    println!("\ncommerce demo is ready\n  docs:        http://{listen}/docs\n  user token:  {user}\n  admin token: {admin}\n");
+        .mint(UserId::new(DEMO_ADMIN).expect("positive"), true, day);
+    println!(
+        "\ncommerce demo is ready (tokens valid for 24 h, for this run only)\n\
+         \n  docs:        http://{listen}/docs\
+         \n  user {DEMO_USER}:      export TOKEN={user}\
+         \n  admin:       export ADMIN={admin}\
+         \n\n  try:  curl -s http://{listen}/api/v1/products\
+         \n        curl -s -H \"Authorization: Bearer $TOKEN\" http://{listen}/api/v1/me/balance\n"
+    );
 }

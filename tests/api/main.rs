@@ -9,4 +9,6 @@ mod coupons;
 mod errors;
 mod ops;
 mod orders;
+mod process;
 mod products;
+mod transient;

@@ -1,0 +1,87 @@
+//! Transient database failures, provoked for real, are recognised as retryable, and a busy
+//! database surfaces as 503 with Retry-After.
+
+use crate::harness::{postgres_available, TestDb};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use commerce::db::DbError;
+use commerce::http::Problem;
+use sqlx::{Connection, Executor};
+
+#[tokio::test]
+async fn sqlite_busy_is_transient() {
+    let db = TestDb::create(crate::harness::Backend::Sqlite).await;
+    let path = db.url.trim_start_matches("sqlite://").to_owned();
+    let url = format!("sqlite://{path}?mode=rwc");
+    let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    holder.execute("CREATE TABLE t (x INTEGER)").await.unwrap();
+    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    other.execute("PRAGMA busy_timeout = 0").await.unwrap();
+    let error = DbError::from(other.execute("BEGIN IMMEDIATE").await.unwrap_err());
+    assert!(error.is_transient(), "{error:?}");
+    assert!(!DbError::from(
+        other
+            .execute("SELECT * FROM no_such_table")
+            .await
+            .unwrap_err()
+    )
+    .is_transient());
+}
+
+#[tokio::test]
+async fn postgres_serialization_failure_is_transient() {
+    if !postgres_available().await {
+        return;
+    }
+    let db = TestDb::create(crate::harness::Backend::Postgres).await;
+    let url = db.url.clone();
+    let mut setup = sqlx::PgConnection::connect(&url).await.unwrap();
+    let table = "counters";
+    setup
+        .execute(format!("CREATE TABLE {table} (id INT PRIMARY KEY, n INT)").as_str())
+        .await
+        .unwrap();
+    setup
+        .execute(format!("INSERT INTO {table} VALUES (1, 0)").as_str())
+        .await
+        .unwrap();
+    let mut first = sqlx::PgConnection::connect(&url).await.unwrap();
+    first
+        .execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    first
+        .execute(format!("SELECT n FROM {table}").as_str())
+        .await
+        .unwrap();
+    setup
+        .execute(format!("UPDATE {table} SET n = n + 1").as_str())
+        .await
+        .unwrap();
+    let error = DbError::from(
+        first
+            .execute(format!("UPDATE {table} SET n = n + 1").as_str())
+            .await
+            .unwrap_err(),
+    );
+    assert!(error.is_transient(), "{error:?}");
+    first.execute("ROLLBACK").await.unwrap();
+}
+
+#[test]
+fn a_database_that_stays_busy_is_a_503_with_retry_after() {
+    let response = Problem::from(DbError::Sqlx(sqlx::Error::PoolTimedOut)).into_response();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
+#[test]
+fn a_permanent_database_failure_is_a_500() {
+    let response = Problem::from(DbError::Sqlx(sqlx::Error::RowNotFound)).into_response();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
