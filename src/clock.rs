@@ -12,8 +12,9 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Microsecond precision: what the database stores, so a response and a later read agree.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        from_micros(to_micros(Utc::now()))
     }
 }
 
@@ -89,6 +90,12 @@ mod tests {
             ),
             day
         );
+    }
+
+    #[test]
+    fn the_system_clock_has_the_stored_precision() {
+        let now = SystemClock.now();
+        assert_eq!(from_micros(to_micros(now)), now);
     }
 
     #[test]
