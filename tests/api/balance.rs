@@ -1,4 +1,4 @@
-use crate::harness::{Backend, TestApp};
+use crate::harness::{concurrently, Backend, TestApp};
 use crate::on_both_backends;
 use axum::http::StatusCode;
 use serde_json::json;
@@ -191,14 +191,12 @@ async fn two_hundred_concurrent_charges_all_apply(backend: Backend) {
     let app = TestApp::new(backend).await;
     let token = app.token(7);
     let calls = (0..200).map(|_| {
-        let call = app
-            .post("/api/v1/me/balance/charges")
+        app.post("/api/v1/me/balance/charges")
             .token(&token)
-            .json(json!({"amount": 100}));
-        tokio::spawn(call.send())
+            .json(json!({"amount": 100}))
     });
-    for response in futures::future::join_all(calls).await {
-        assert_eq!(response.unwrap().status, StatusCode::OK);
+    for response in concurrently(calls).await {
+        assert_eq!(response.status, StatusCode::OK);
     }
     assert_eq!(app.balance(7).await, 20_000);
     assert_eq!(
@@ -217,18 +215,12 @@ async fn twenty_concurrent_retries_with_one_key_apply_once(backend: Backend) {
     let app = TestApp::new(backend).await;
     let token = app.token(7);
     let calls = (0..20).map(|_| {
-        let call = app
-            .post("/api/v1/me/balance/charges")
+        app.post("/api/v1/me/balance/charges")
             .token(&token)
             .header("idempotency-key", "charge-once")
-            .json(json!({"amount": 700}));
-        tokio::spawn(call.send())
+            .json(json!({"amount": 700}))
     });
-    let responses: Vec<_> = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let responses = concurrently(calls).await;
     for response in &responses {
         assert_eq!(response.status, StatusCode::OK, "{}", response.text);
         assert_eq!(

@@ -1,4 +1,4 @@
-use crate::harness::{Backend, Response, TestApp};
+use crate::harness::{concurrently, count_code, count_status, Backend, Response, TestApp};
 use crate::on_both_backends;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -207,24 +207,12 @@ async fn fifty_coupons_for_three_hundred_users(backend: Backend) {
     let app = TestApp::new(backend).await;
     let coupon = fixed_coupon(&app, 1000, 50).await;
     let calls = (1..=300).map(|user| {
-        let call = app
-            .post(&format!("/api/v1/coupons/{coupon}/issue"))
-            .token(&app.token(user));
-        tokio::spawn(call.send())
+        app.post(&format!("/api/v1/coupons/{coupon}/issue"))
+            .token(&app.token(user))
     });
-    let responses: Vec<Response> = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    let created = responses
-        .iter()
-        .filter(|r| r.status == StatusCode::CREATED)
-        .count();
-    let sold_out = responses
-        .iter()
-        .filter(|r| r.body["code"] == "COUPON_SOLD_OUT")
-        .count();
+    let responses = concurrently(calls).await;
+    let created = count_status(&responses, StatusCode::CREATED);
+    let sold_out = count_code(&responses, "COUPON_SOLD_OUT");
     assert_eq!((created, sold_out), (50, 250));
     assert_eq!(app.scalar("SELECT issued_quantity FROM coupons").await, 50);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM user_coupons").await, 50);
@@ -251,25 +239,12 @@ async fn one_user_firing_thirty_issues_gets_one(backend: Backend) {
     let coupon = fixed_coupon(&app, 1000, 50).await;
     let token = app.token(7);
     let calls = (0..30).map(|_| {
-        tokio::spawn(
-            app.post(&format!("/api/v1/coupons/{coupon}/issue"))
-                .token(&token)
-                .send(),
-        )
+        app.post(&format!("/api/v1/coupons/{coupon}/issue"))
+            .token(&token)
     });
-    let responses: Vec<Response> = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    let created = responses
-        .iter()
-        .filter(|r| r.status == StatusCode::CREATED)
-        .count();
-    let already = responses
-        .iter()
-        .filter(|r| r.body["code"] == "COUPON_ALREADY_ISSUED")
-        .count();
+    let responses = concurrently(calls).await;
+    let created = count_status(&responses, StatusCode::CREATED);
+    let already = count_code(&responses, "COUPON_ALREADY_ISSUED");
     assert_eq!((created, already), (1, 29));
     assert_eq!(app.scalar("SELECT issued_quantity FROM coupons").await, 1);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM user_coupons").await, 1);

@@ -318,6 +318,28 @@ impl Call {
     }
 }
 
+/// Sends every call at once, each on its own task, and returns the responses in call order.
+pub async fn concurrently(calls: impl IntoIterator<Item = Call>) -> Vec<Response> {
+    let tasks: Vec<_> = calls
+        .into_iter()
+        .map(|call| tokio::spawn(call.send()))
+        .collect();
+    let mut responses = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        responses.push(task.await.expect("request task"));
+    }
+    responses
+}
+
+/// How many responses have this status, or this problem code.
+pub fn count_status(responses: &[Response], status: StatusCode) -> usize {
+    responses.iter().filter(|r| r.status == status).count()
+}
+
+pub fn count_code(responses: &[Response], code: &str) -> usize {
+    responses.iter().filter(|r| r.body["code"] == code).count()
+}
+
 #[derive(Debug)]
 pub struct Response {
     pub status: StatusCode,

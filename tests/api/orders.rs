@@ -1,5 +1,5 @@
 use crate::coupons::{create_coupon, fixed_coupon, issued};
-use crate::harness::{Backend, Response, TestApp};
+use crate::harness::{concurrently, count_code, count_status, Backend, Response, TestApp};
 use crate::on_both_backends;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -413,19 +413,12 @@ async fn an_order_retry_with_the_same_key_applies_once(backend: Backend) {
     let token = app.token(7);
     let body = json!({"items": [{"product_id": mug, "quantity": 2}]});
     let calls = (0..20).map(|_| {
-        tokio::spawn(
-            app.post("/api/v1/orders")
-                .token(&token)
-                .header("idempotency-key", "order-1")
-                .json(body.clone())
-                .send(),
-        )
+        app.post("/api/v1/orders")
+            .token(&token)
+            .header("idempotency-key", "order-1")
+            .json(body.clone())
     });
-    let responses: Vec<Response> = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let responses = concurrently(calls).await;
     for response in &responses {
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
         assert_eq!(response.body, responses[0].body);
@@ -472,25 +465,13 @@ async fn a_hundred_and_fifty_users_race_for_a_hundred_units(backend: Backend) {
         app.charge(user, 5000).await;
     }
     let calls = (1..=150).map(|user| {
-        let call = app
-            .post("/api/v1/orders")
+        app.post("/api/v1/orders")
             .token(&app.token(user))
-            .json(json!({"items": [{"product_id": hot, "quantity": 1}]}));
-        tokio::spawn(call.send())
+            .json(json!({"items": [{"product_id": hot, "quantity": 1}]}))
     });
-    let responses: Vec<Response> = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    let paid = responses
-        .iter()
-        .filter(|r| r.status == StatusCode::CREATED)
-        .count();
-    let out = responses
-        .iter()
-        .filter(|r| r.body["code"] == "OUT_OF_STOCK")
-        .count();
+    let responses = concurrently(calls).await;
+    let paid = count_status(&responses, StatusCode::CREATED);
+    let out = count_code(&responses, "OUT_OF_STOCK");
     assert_eq!((paid, out), (100, 50));
     assert_eq!(stock(&app, hot).await, 0);
     assert_eq!(
@@ -511,26 +492,13 @@ async fn one_user_cannot_spend_more_than_the_balance(backend: Backend) {
     app.charge(7, 10_000).await;
     let token = app.token(7);
     let calls = (0..40).map(|_| {
-        tokio::spawn(
-            app.post("/api/v1/orders")
-                .token(&token)
-                .json(json!({"items": [{"product_id": item, "quantity": 1}]}))
-                .send(),
-        )
+        app.post("/api/v1/orders")
+            .token(&token)
+            .json(json!({"items": [{"product_id": item, "quantity": 1}]}))
     });
-    let responses: Vec<Response> = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    let paid = responses
-        .iter()
-        .filter(|r| r.status == StatusCode::CREATED)
-        .count();
-    let short = responses
-        .iter()
-        .filter(|r| r.body["code"] == "INSUFFICIENT_BALANCE")
-        .count();
+    let responses = concurrently(calls).await;
+    let paid = count_status(&responses, StatusCode::CREATED);
+    let short = count_code(&responses, "INSUFFICIENT_BALANCE");
     assert_eq!((paid, short), (10, 30));
     assert_eq!(app.balance(7).await, 0);
     assert_eq!(stock(&app, item).await, 990);
@@ -550,15 +518,12 @@ async fn crossing_orders_never_deadlock(backend: Backend) {
         } else {
             json!([{"product_id": b, "quantity": 1}, {"product_id": a, "quantity": 1}])
         };
-        tokio::spawn(
-            app.post("/api/v1/orders")
-                .token(&app.token(user))
-                .json(json!({"items": items}))
-                .send(),
-        )
+
+        app.post("/api/v1/orders")
+            .token(&app.token(user))
+            .json(json!({"items": items}))
     });
-    for response in futures::future::join_all(calls).await {
-        let response = response.unwrap();
+    for response in concurrently(calls).await {
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
     }
     assert_eq!(stock(&app, a).await, 900);
