@@ -335,9 +335,75 @@ async fn the_server_refuses_to_start_without_a_secret(backend: Backend) {
     assert!(String::from_utf8_lossy(&output.stderr).contains("COMMERCE_JWT_SECRET"));
 }
 
+async fn the_token_command_mints_tokens_the_server_accepts(backend: Backend) {
+    let app = crate::harness::TestApp::new(backend).await;
+    let mint = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_commerce"))
+            .arg("token")
+            .args(args)
+            .env("COMMERCE_JWT_SECRET", SECRET)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let user = mint(&["--user", "7"]);
+    let balance = app.get("/api/v1/me/balance").token(&user).send().await;
+    assert_eq!(balance.body["user_id"], 7);
+    let admin = mint(&["--user", "1", "--admin", "--ttl", "10m"]);
+    let created = app
+        .post("/api/v1/admin/products")
+        .token(&admin)
+        .json(json!({"name": "x", "price": 1, "stock": 1}))
+        .send()
+        .await;
+    assert_eq!(created.status, axum::http::StatusCode::CREATED);
+    app.post("/api/v1/admin/products")
+        .token(&user)
+        .json(json!({"name": "x", "price": 1, "stock": 1}))
+        .send()
+        .await
+        .assert_problem(axum::http::StatusCode::FORBIDDEN, "FORBIDDEN");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_commerce"))
+        .args(["token", "--user", "0"])
+        .env("COMMERCE_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}
+
+async fn the_migrate_command_applies_the_schema(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    for _ in 0..2 {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_commerce"))
+            .arg("migrate")
+            .env("COMMERCE_DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let pool = Db::connect(&db.url, 2).await.unwrap();
+    let products: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+        .fetch_one(pool.reader())
+        .await
+        .unwrap();
+    assert_eq!(products, 0);
+    pool.close().await;
+}
+
 on_both_backends!(
     a_server_killed_mid_load_loses_nothing,
     sigterm_stops_the_server_cleanly,
     demo_mode_loads_data_once_and_prints_tokens,
     the_server_refuses_to_start_without_a_secret,
+    the_token_command_mints_tokens_the_server_accepts,
+    the_migrate_command_applies_the_schema,
 );
