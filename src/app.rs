@@ -13,7 +13,7 @@ use crate::config::{LogFormat, ServeArgs, Settings};
 use crate::db::Db;
 use crate::http::{self, JwtKeys};
 use crate::ids::UserId;
-use crate::{demo, idempotency, outbox, platform};
+use crate::{coupon, demo, idempotency, outbox, platform};
 
 /// Everything a request handler can reach.
 pub struct AppState {
@@ -24,6 +24,7 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub outbox: outbox::Signal,
     pub platform: platform::Platform,
+    pub sold_out_coupons: coupon::SoldOut,
 }
 
 impl AppState {
@@ -42,6 +43,7 @@ impl AppState {
             metrics: http::metrics_recorder(),
             outbox: outbox::Signal::default(),
             platform,
+            sold_out_coupons: coupon::SoldOut::default(),
         })
     }
 
@@ -153,7 +155,9 @@ async fn shutdown_signal() {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -8,5 +8,5 @@ mod store;
 pub use routes::routes;
 pub use service::{
     create, get, issue, list_mine, mark_used, terms_for, Coupon, CouponError, DiscountType,
-    NewCoupon, Terms, UserCoupon, UserCouponStatus,
+    NewCoupon, SoldOut, Terms, UserCoupon, UserCouponStatus,
 };

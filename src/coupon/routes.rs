@@ -51,7 +51,7 @@ async fn issue_coupon(
 ) -> Result<(StatusCode, Json<UserCoupon>), Problem> {
     Ok((
         StatusCode::CREATED,
-        Json(service::issue(&app.db, app.clock.as_ref(), user, id).await?),
+        Json(service::issue(&app.db, app.clock.as_ref(), &app.sold_out_coupons, user, id).await?),
     ))
 }
 

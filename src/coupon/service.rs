@@ -1,6 +1,8 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
+use std::collections::HashSet;
+use std::sync::RwLock;
 use thiserror::Error;
 use utoipa::ToSchema;
 
@@ -209,42 +211,88 @@ pub async fn get(db: &Db, id: CouponId) -> Result<Coupon, CouponError> {
         .ok_or(CouponError::NotFound(id))
 }
 
+/// Coupons known to be sold out. Sold out is permanent — the issued quantity never goes down
+/// and the total never changes — so once seen, later requests in a rush are answered from a
+/// read instead of queueing for the writer. The database stays the authority.
+#[derive(Debug, Default)]
+pub struct SoldOut(RwLock<HashSet<CouponId>>);
+
+impl SoldOut {
+    fn contains(&self, id: CouponId) -> bool {
+        self.0.read().expect("sold-out lock").contains(&id)
+    }
+
+    fn insert(&self, id: CouponId) {
+        self.0.write().expect("sold-out lock").insert(id);
+    }
+}
+
 /// First come, first served: checks the window, one per user, takes one from the remaining
 /// quantity with a guarded update and stores the issue, all in one transaction.
 pub async fn issue(
     db: &Db,
     clock: &dyn Clock,
+    sold_out: &SoldOut,
     user: UserId,
     id: CouponId,
 ) -> Result<UserCoupon, CouponError> {
-    let now = clock.now();
-    let result = db
-        .write(move |conn| {
-            Box::pin(async move {
-                if store::holds(conn, user, id).await? {
-                    return Err(CouponError::AlreadyIssued(id));
-                }
-                let Some(coupon) = store::take_one(conn, id, to_micros(now)).await? else {
-                    return Err(refusal(conn, id, now).await?);
-                };
-                match store::insert_user_coupon(conn, user, &coupon, to_micros(now)).await {
-                    Ok(issued) => Ok(issued),
-                    // The unique (user, coupon) index is the last line of defence.
-                    Err(e) if e.is_unique_violation() => Err(CouponError::AlreadyIssued(id)),
-                    Err(e) => Err(e.into()),
-                }
-            })
-        })
-        .await;
+    let result = if sold_out.contains(id) {
+        refuse_sold_out(db, user, id).await
+    } else {
+        take_and_record(db, clock.now(), user, id).await
+    };
     let outcome = match &result {
-        Ok(_) => "ISSUED",
-        Err(CouponError::SoldOut(_)) => "COUPON_SOLD_OUT",
+        Ok(issued) => {
+            if issued.coupon.remaining_quantity == 0 {
+                sold_out.insert(id);
+            }
+            "ISSUED"
+        }
+        Err(CouponError::SoldOut(_)) => {
+            sold_out.insert(id);
+            "COUPON_SOLD_OUT"
+        }
         Err(CouponError::AlreadyIssued(_)) => "COUPON_ALREADY_ISSUED",
         Err(CouponError::NotIssuable(..)) => "COUPON_NOT_ISSUABLE",
         Err(_) => "OTHER",
     };
     metrics::counter!("coupon_issue_total", "outcome" => outcome).increment(1);
     result
+}
+
+/// A user who holds the coupon still hears so, as on the transactional path.
+async fn refuse_sold_out(db: &Db, user: UserId, id: CouponId) -> Result<UserCoupon, CouponError> {
+    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
+    if store::holds(&mut conn, user, id).await? {
+        Err(CouponError::AlreadyIssued(id))
+    } else {
+        Err(CouponError::SoldOut(id))
+    }
+}
+
+async fn take_and_record(
+    db: &Db,
+    now: DateTime<Utc>,
+    user: UserId,
+    id: CouponId,
+) -> Result<UserCoupon, CouponError> {
+    db.write(move |conn| {
+        Box::pin(async move {
+            if store::holds(conn, user, id).await? {
+                return Err(CouponError::AlreadyIssued(id));
+            }
+            let Some(coupon) = store::take_one(conn, id, to_micros(now)).await? else {
+                return Err(refusal(conn, id, now).await?);
+            };
+            match store::insert_user_coupon(conn, user, &coupon, to_micros(now)).await {
+                Ok(issued) => Ok(issued),
+                // The unique (user, coupon) index is the last line of defence.
+                Err(e) if e.is_unique_violation() => Err(CouponError::AlreadyIssued(id)),
+                Err(e) => Err(e.into()),
+            }
+        })
+    })
+    .await
 }
 
 /// Why the guarded update took nothing.

@@ -15,6 +15,12 @@ const COUPON_COLUMNS: &str = "c.id AS c_id, c.name AS c_name, c.discount_type AS
     c.total_quantity AS c_total_quantity, c.issued_quantity AS c_issued_quantity,
     c.issue_starts_at AS c_issue_starts_at, c.issue_ends_at AS c_issue_ends_at, c.valid_days AS c_valid_days";
 
+/// The same columns under the same names, for `RETURNING` (which has no table alias).
+const COUPON_RETURNING: &str = "id AS c_id, name AS c_name, discount_type AS c_discount_type,
+    discount_value AS c_discount_value, min_order_amount AS c_min_order_amount,
+    total_quantity AS c_total_quantity, issued_quantity AS c_issued_quantity,
+    issue_starts_at AS c_issue_starts_at, issue_ends_at AS c_issue_ends_at, valid_days AS c_valid_days";
+
 const USER_COUPON_COLUMNS: &str =
     "u.id AS u_id, u.issued_at AS u_issued_at, u.expires_at AS u_expires_at,
     u.used_at AS u_used_at";
@@ -71,11 +77,11 @@ pub(super) async fn insert(
     new: &NewCoupon,
     now: i64,
 ) -> Result<Coupon, DbError> {
-    let id: i64 = sqlx::query_scalar(
+    let row = sqlx::query(&format!(
         "INSERT INTO coupons (name, discount_type, discount_value, min_order_amount, total_quantity,
              issue_starts_at, issue_ends_at, valid_days, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COUPON_RETURNING}"
+    ))
     .bind(new.name.trim())
     .bind(new.discount_type.as_str())
     .bind(new.discount_value)
@@ -85,12 +91,9 @@ pub(super) async fn insert(
     .bind(new.issue_ends_at.map(|t| to_micros(t.to_utc())))
     .bind(new.valid_days)
     .bind(now)
-    .fetch_one(&mut *conn)
+    .fetch_one(conn)
     .await?;
-    let id = CouponId::new(id).ok_or_else(|| DbError::Corrupt(format!("coupon id {id}")))?;
-    get(conn, id)
-        .await?
-        .ok_or_else(|| DbError::Corrupt("inserted coupon vanished".into()))
+    coupon(&row)
 }
 
 pub(super) async fn get(conn: &mut AnyConnection, id: CouponId) -> Result<Option<Coupon>, DbError> {
@@ -126,21 +129,20 @@ pub(super) async fn take_one(
     id: CouponId,
     now: i64,
 ) -> Result<Option<Coupon>, DbError> {
-    let taken: Option<i64> = sqlx::query_scalar(
+    sqlx::query(&format!(
         "UPDATE coupons SET issued_quantity = issued_quantity + 1
          WHERE id = $1 AND issued_quantity < total_quantity
            AND (issue_starts_at IS NULL OR issue_starts_at <= $2)
            AND (issue_ends_at IS NULL OR issue_ends_at > $2)
-         RETURNING id",
-    )
+         RETURNING {COUPON_RETURNING}"
+    ))
     .bind(id.get())
     .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match taken {
-        Some(_) => get(conn, id).await,
-        None => Ok(None),
-    }
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(coupon)
+    .transpose()
 }
 
 pub(super) async fn insert_user_coupon(

@@ -161,6 +161,13 @@ async fn a_sold_out_coupon_is_refused(backend: Backend) {
     issue(&app, 3, coupon)
         .await
         .assert_problem(StatusCode::CONFLICT, "COUPON_SOLD_OUT");
+    // Once sold out, answers come without a write, and stay the same as before.
+    issue(&app, 4, coupon)
+        .await
+        .assert_problem(StatusCode::CONFLICT, "COUPON_SOLD_OUT");
+    issue(&app, 1, coupon)
+        .await
+        .assert_problem(StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED");
     let read = app.get(&format!("/api/v1/coupons/{coupon}")).send().await;
     assert_eq!(read.body["remaining_quantity"], 0);
 }
