@@ -13,7 +13,7 @@ use crate::config::{LogFormat, ServeArgs, Settings};
 use crate::db::Db;
 use crate::http::{self, JwtKeys};
 use crate::ids::UserId;
-use crate::{coupon, demo, idempotency, outbox, platform};
+use crate::{coupon, demo, idempotency, outbox, platform, product};
 
 /// Everything a request handler can reach.
 pub struct AppState {
@@ -25,6 +25,7 @@ pub struct AppState {
     pub outbox: outbox::Signal,
     pub platform: platform::Platform,
     pub sold_out_coupons: coupon::SoldOut,
+    pub products: product::ProductCache,
 }
 
 impl AppState {
@@ -35,6 +36,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> Arc<AppState> {
         let platform = platform::Platform::new(settings.popular_cache_ttl);
+        let products = product::ProductCache::new(settings.product_cache_ttl);
         Arc::new(AppState {
             db,
             clock,
@@ -44,6 +46,7 @@ impl AppState {
             outbox: outbox::Signal::default(),
             platform,
             sold_out_coupons: coupon::SoldOut::default(),
+            products,
         })
     }
 

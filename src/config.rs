@@ -84,6 +84,10 @@ pub struct SettingsArgs {
     /// How long a popular-products answer is reused.
     #[arg(long, env = "COMMERCE_POPULAR_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub popular_cache_ttl: Duration,
+    /// How long a product's details are reused by reads (this instance's own writes refresh
+    /// them at once).
+    #[arg(long, env = "COMMERCE_PRODUCT_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub product_cache_ttl: Duration,
     /// NATS server for order events (JetStream). Without it events are delivered in-process.
     #[arg(long, env = "COMMERCE_NATS_URL")]
     pub nats_url: Option<String>,
@@ -124,6 +128,7 @@ pub struct Settings {
     pub max_balance: Won,
     pub daily_job_at: NaiveTime,
     pub popular_cache_ttl: Duration,
+    pub product_cache_ttl: Duration,
     pub nats_url: Option<String>,
     pub nats_stream: String,
 }
@@ -137,6 +142,7 @@ impl Default for Settings {
             max_balance: Won(100_000_000),
             daily_job_at: NaiveTime::from_hms_opt(0, 5, 0).expect("valid time"),
             popular_cache_ttl: Duration::from_secs(1),
+            product_cache_ttl: Duration::from_secs(1),
             nats_url: None,
             nats_stream: "COMMERCE".to_owned(),
         }
@@ -151,6 +157,7 @@ impl From<SettingsArgs> for Settings {
             max_balance: Won(args.max_balance),
             daily_job_at: args.daily_job_at,
             popular_cache_ttl: args.popular_cache_ttl,
+            product_cache_ttl: args.product_cache_ttl,
             nats_url: args.nats_url,
             nats_stream: args.nats_stream,
         }

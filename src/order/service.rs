@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::clock::to_micros;
 use crate::db::{Db, DbError, Transient};
 use crate::idempotency::{self, Attempt, IdempotencyError, IdempotencyKey, Rejection};
-use crate::ids::{OrderId, UserCouponId, UserId};
+use crate::ids::{OrderId, ProductId, UserCouponId, UserId};
 use crate::money::Won;
 use crate::page::{Page, PageRequest};
 use crate::platform::{OrderPaid, SoldItem, ORDER_PAID};
@@ -128,7 +128,13 @@ pub async fn place(
         .await
         .and_then(|outcome| outcome);
     match &result {
-        Ok(_) => {
+        Ok(order) => {
+            state.products.forget(
+                order
+                    .items
+                    .iter()
+                    .filter_map(|l| ProductId::new(l.product_id)),
+            );
             state.outbox.notify();
             metrics::counter!("orders_placed_total").increment(1);
         }

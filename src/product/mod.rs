@@ -1,9 +1,11 @@
 //! Products (상품): the catalogue, its stock, and the admin operations on it.
 
+mod cache;
 mod routes;
 mod service;
 mod store;
 
+pub use cache::ProductCache;
 pub use routes::routes;
 pub use service::{
     create, find_many, get, list, take_stock, update, NewProduct, Product, ProductError,

@@ -31,7 +31,7 @@ async fn get_product(
     State(app): State<Arc<AppState>>,
     PathId(id): PathId<ProductId>,
 ) -> Result<Json<Product>, Problem> {
-    Ok(Json(service::get(&app.db, id).await?))
+    Ok(Json(service::get(&app.db, &app.products, id).await?))
 }
 
 /// All products, by id.
@@ -85,6 +85,6 @@ async fn update_product(
     Json(patch): Json<ProductPatch>,
 ) -> Result<Json<Product>, Problem> {
     Ok(Json(
-        service::update(&app.db, app.clock.as_ref(), id, patch).await?,
+        service::update(&app.db, app.clock.as_ref(), &app.products, id, patch).await?,
     ))
 }

@@ -3,6 +3,7 @@ use sqlx::AnyConnection;
 use thiserror::Error;
 use utoipa::ToSchema;
 
+use super::cache::ProductCache;
 use super::store;
 use crate::clock::{to_micros, Clock};
 use crate::db::{Db, DbError, Transient};
@@ -90,11 +91,16 @@ fn check_stock(stock: i64) -> Result<(), ProductError> {
     Ok(())
 }
 
-pub async fn get(db: &Db, id: ProductId) -> Result<Product, ProductError> {
+pub async fn get(db: &Db, cache: &ProductCache, id: ProductId) -> Result<Product, ProductError> {
+    if let Some(product) = cache.get(id) {
+        return Ok(product);
+    }
     let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
-    store::get(&mut conn, id)
+    let product = store::get(&mut conn, id)
         .await?
-        .ok_or(ProductError::NotFound(id))
+        .ok_or(ProductError::NotFound(id))?;
+    cache.put(product.clone());
+    Ok(product)
 }
 
 pub async fn list(db: &Db, page: PageRequest) -> Result<Page<Product>, ProductError> {
@@ -127,6 +133,7 @@ pub async fn create(db: &Db, clock: &dyn Clock, new: NewProduct) -> Result<Produ
 pub async fn update(
     db: &Db,
     clock: &dyn Clock,
+    cache: &ProductCache,
     id: ProductId,
     patch: ProductPatch,
 ) -> Result<Product, ProductError> {
@@ -142,16 +149,19 @@ pub async fn update(
     patch.stock.map(check_stock).transpose()?;
     let now = to_micros(clock.now());
     let patch = std::sync::Arc::new(patch);
-    db.write(move |conn| {
-        let patch = patch.clone();
-        Box::pin(async move {
-            let name = patch.name.as_deref().map(str::trim);
-            store::update(conn, id, name, patch.price, patch.stock, now)
-                .await?
-                .ok_or(ProductError::NotFound(id))
+    let updated = db
+        .write(move |conn| {
+            let patch = patch.clone();
+            Box::pin(async move {
+                let name = patch.name.as_deref().map(str::trim);
+                store::update(conn, id, name, patch.price, patch.stock, now)
+                    .await?
+                    .ok_or(ProductError::NotFound(id))
+            })
         })
-    })
-    .await
+        .await;
+    cache.forget([id]);
+    updated
 }
 
 /// What taking stock for one order line found.

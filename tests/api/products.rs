@@ -179,6 +179,51 @@ async fn only_admins_manage_products(backend: Backend) {
         .assert_problem(StatusCode::FORBIDDEN, "FORBIDDEN");
 }
 
+async fn product_detail_follows_this_instances_writes_at_once(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let id = app.product("Mug", 1000, 10).await;
+    let read = || app.get(&format!("/api/v1/products/{id}")).send();
+    assert_eq!(read().await.body["stock"], 10);
+    app.charge(7, 10_000).await;
+    let order = app
+        .post("/api/v1/orders")
+        .token(&app.token(7))
+        .json(json!({"items": [{"product_id": id, "quantity": 3}]}))
+        .send()
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED);
+    assert_eq!(read().await.body["stock"], 7);
+    app.patch(&format!("/api/v1/admin/products/{id}"))
+        .token(&app.admin())
+        .json(json!({"price": 1500}))
+        .send()
+        .await;
+    assert_eq!(read().await.body["price"], 1500);
+}
+
+async fn another_instances_change_shows_within_the_cache_ttl(backend: Backend) {
+    let settings = commerce::config::Settings {
+        product_cache_ttl: std::time::Duration::from_millis(200),
+        ..Default::default()
+    };
+    let app = TestApp::with_settings(backend, settings).await;
+    let id = app.product("Mug", 1000, 10).await;
+    assert_eq!(
+        app.get(&format!("/api/v1/products/{id}")).send().await.body["stock"],
+        10
+    );
+    // Another instance sells 4: this one does not see its write until the entry expires.
+    sqlx::query("UPDATE products SET stock = 6")
+        .execute(app.state.db.reader())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        app.get(&format!("/api/v1/products/{id}")).send().await.body["stock"],
+        6
+    );
+}
+
 on_both_backends!(
     an_admin_creates_a_product_and_anyone_reads_it,
     a_missing_product_is_product_not_found,
@@ -188,4 +233,6 @@ on_both_backends!(
     product_fields_are_validated,
     an_admin_patches_a_product,
     only_admins_manage_products,
+    product_detail_follows_this_instances_writes_at_once,
+    another_instances_change_shows_within_the_cache_ttl,
 );
