@@ -35,7 +35,7 @@ async fn get_balance(
 #[serde(deny_unknown_fields)]
 struct ChargeRequest {
     /// Won to add: 1..=the per-charge maximum (default 1,000,000).
-    #[schema(example = 5000)]
+    #[schema(example = 5000, minimum = 1)]
     amount: i64,
 }
 

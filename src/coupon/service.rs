@@ -133,16 +133,21 @@ pub struct UserCoupon {
 #[serde(deny_unknown_fields)]
 pub struct NewCoupon {
     /// 1..=200 characters, not blank.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     pub discount_type: DiscountType,
     /// FIXED: won off (≥ 1). RATE: percent off (1..=100).
+    #[schema(minimum = 1)]
     pub discount_value: i64,
-    /// How many can be issued in all (≥ 1).
+    /// How many can be issued in all (1..=100,000,000).
+    #[schema(minimum = 1, maximum = 100_000_000)]
     pub total_quantity: i64,
     /// An issued coupon expires this many days after issue (1..=3650).
+    #[schema(minimum = 1, maximum = 3650)]
     pub valid_days: i64,
     /// Compared with the order total before discount (default 0).
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub min_order_amount: i64,
     /// Issuing opens at this instant (RFC 3339 with offset; null: open now).
     pub issue_starts_at: Option<DateTime<FixedOffset>>,

@@ -121,7 +121,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
             )));
         }
         let after = match params.cursor.as_deref() {
-            None => None,
+            None | Some("") => None,
             Some(cursor) => Some(
                 decode_cursor(cursor).ok_or_else(|| Problem::validation("cursor is not valid"))?,
             ),

@@ -25,16 +25,20 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
 #[serde(deny_unknown_fields)]
 struct PlaceOrderBody {
     /// 1..=100 lines; repeated products are merged.
+    #[schema(min_items = 1, max_items = 100)]
     items: Vec<LineBody>,
     /// One of the caller's AVAILABLE coupons.
+    #[schema(minimum = 1)]
     user_coupon_id: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LineBody {
+    #[schema(minimum = 1)]
     product_id: i64,
     /// 1..=1000.
+    #[schema(minimum = 1, maximum = 1000)]
     quantity: i64,
 }
 

@@ -48,19 +48,25 @@ pub struct Product {
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     /// 1..=200 characters, not blank.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     /// Won, 1..=1,000,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub price: i64,
     /// 0..=1,000,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: i64,
 }
 
-/// Any of the fields; the ones given replace the stored values.
+/// Any of the fields; the ones given replace the stored values (an empty patch changes nothing).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub price: Option<i64>,
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: Option<i64>,
 }
 
@@ -137,11 +143,6 @@ pub async fn update(
     id: ProductId,
     patch: ProductPatch,
 ) -> Result<Product, ProductError> {
-    if patch.name.is_none() && patch.price.is_none() && patch.stock.is_none() {
-        return Err(ProductError::Invalid(
-            "give at least one of name, price, stock".to_owned(),
-        ));
-    }
     if let Some(name) = &patch.name {
         check_name(name)?;
     }
