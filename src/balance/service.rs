@@ -149,8 +149,8 @@ async fn credit(
             max: limits.max_charge.get(),
         });
     }
-    let Some(balance) = store::credit(conn, user, amount, limits.max_balance.get(), now).await?
-    else {
+    let charged = store::charge(conn, user, amount, limits.max_balance.get(), now).await?;
+    let Some((balance, history_id)) = charged else {
         let balance = store::balance(conn, user).await?.get();
         return Err(BalanceError::LimitExceeded {
             balance,
@@ -158,8 +158,6 @@ async fn credit(
             max: limits.max_balance.get(),
         });
     };
-    let history_id =
-        store::append_history(conn, user, EntryKind::Charge, amount, balance, None, now).await?;
     Ok(ChargeReceipt {
         user_id: user.get(),
         balance,
@@ -181,20 +179,8 @@ pub async fn pay(
     if amount == Won::ZERO {
         return Ok(Ok(store::balance(conn, user).await?));
     }
-    match store::debit(conn, user, amount.get(), now).await? {
-        Some(balance) => {
-            store::append_history(
-                conn,
-                user,
-                EntryKind::Payment,
-                amount.get(),
-                balance,
-                Some(order.get()),
-                now,
-            )
-            .await?;
-            Ok(Ok(Won(balance)))
-        }
+    match store::pay(conn, user, amount.get(), order.get(), now).await? {
+        Some(balance) => Ok(Ok(Won(balance))),
         None => Ok(Err(store::balance(conn, user).await?)),
     }
 }

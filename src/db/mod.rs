@@ -158,6 +158,12 @@ impl Db {
     }
 }
 
+/// Whether a connection talks to PostgreSQL: stores use it where PostgreSQL can do in one
+/// round trip what SQLite does in several statements.
+pub fn is_postgres(conn: &AnyConnection) -> bool {
+    conn.backend_name() == "PostgreSQL"
+}
+
 /// `sqlite://PATH` creates the file when missing unless the URL says otherwise.
 fn sqlite_url(url: &str) -> String {
     if url.contains("mode=") {

@@ -177,8 +177,7 @@ async fn execute(
         )
     })?;
 
-    let order = store::insert_order(conn, user, &pricing, coupon_id, to_micros(now)).await?;
-    store::insert_lines(conn, order, &lines).await?;
+    let order = store::insert(conn, user, &pricing, coupon_id, &lines, to_micros(now)).await?;
     if let Some(id) = coupon_id {
         if !coupon::mark_used(conn, user, id, order, now).await? {
             return Err(not_usable(id, "it was used by another order".into()));

@@ -5,69 +5,93 @@ use std::collections::HashMap;
 use super::pricing::Pricing;
 use super::service::{Order, OrderLine, OrderStatus};
 use crate::clock::from_micros;
-use crate::db::DbError;
+use crate::db::{is_postgres, DbError};
 use crate::ids::{OrderId, UserCouponId, UserId};
 use crate::page::PageRequest;
 use crate::platform::SoldItem;
 
-pub(super) async fn insert_order(
+const INSERT_ORDER: &str = "INSERT INTO orders
+    (user_id, status, total_amount, discount_amount, paid_amount, user_coupon_id, created_at)
+    VALUES ($1, 'PAID', $2, $3, $4, $5, $6) RETURNING id";
+
+/// Stores the order and its lines. PostgreSQL does it in one round trip.
+pub(super) async fn insert(
     conn: &mut AnyConnection,
     user: UserId,
     pricing: &Pricing,
     coupon: Option<UserCouponId>,
+    lines: &[OrderLine],
     now: i64,
 ) -> Result<OrderId, DbError> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO orders (user_id, status, total_amount, discount_amount, paid_amount, user_coupon_id, created_at)
-         VALUES ($1, 'PAID', $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(user.get())
-    .bind(pricing.total.get())
-    .bind(pricing.discount.get())
-    .bind(pricing.paid.get())
-    .bind(coupon.map(UserCouponId::get))
-    .bind(now)
-    .fetch_one(conn)
-    .await?;
+    let order = |sql| {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(user.get())
+            .bind(pricing.total.get())
+            .bind(pricing.discount.get())
+            .bind(pricing.paid.get())
+            .bind(coupon.map(UserCouponId::get))
+            .bind(now)
+    };
+    let id = if is_postgres(conn) {
+        let sql = format!(
+            "WITH placed AS ({INSERT_ORDER}),
+                  lines AS (INSERT INTO order_items (order_id, product_id, name, unit_price, quantity, amount)
+                            SELECT placed.id, l.* FROM placed, (VALUES {}) AS l)
+             SELECT id FROM placed",
+            line_values(lines.len(), 7, false)
+        );
+        bind_lines(order(&sql), lines).fetch_one(conn).await?
+    } else {
+        let id = order(INSERT_ORDER).fetch_one(&mut *conn).await?;
+        let sql = format!(
+            "INSERT INTO order_items (order_id, product_id, name, unit_price, quantity, amount) VALUES {}",
+            line_values(lines.len(), 2, true)
+        );
+        bind_lines(sqlx::query_scalar::<_, i64>(&sql).bind(id), lines)
+            .fetch_optional(conn)
+            .await?;
+        id
+    };
     OrderId::new(id).ok_or_else(|| DbError::Corrupt(format!("order id {id}")))
 }
 
-/// All lines in one statement.
-pub(super) async fn insert_lines(
-    conn: &mut AnyConnection,
-    order: OrderId,
-    lines: &[OrderLine],
-) -> Result<(), DbError> {
-    let rows: Vec<String> = (0..lines.len())
+/// One `(...)` group of placeholders per line, the lines' parameters numbered from `first`;
+/// `with_order_id` starts each group with `$first-1`, where the statement binds the order id.
+fn line_values(count: usize, first: usize, with_order_id: bool) -> String {
+    (0..count)
         .map(|i| {
-            let p = i * 6;
+            let p = first + i * 5;
+            let order = if with_order_id {
+                format!("${}, ", first - 1)
+            } else {
+                String::new()
+            };
             format!(
-                "(${}, ${}, ${}, ${}, ${}, ${})",
+                "({order}${}, ${}, ${}, ${}, ${})",
+                p,
                 p + 1,
                 p + 2,
                 p + 3,
-                p + 4,
-                p + 5,
-                p + 6
+                p + 4
             )
         })
-        .collect();
-    let sql = format!(
-        "INSERT INTO order_items (order_id, product_id, name, unit_price, quantity, amount) VALUES {}",
-        rows.join(", ")
-    );
-    let mut query = sqlx::query(&sql);
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn bind_lines<'q, O>(
+    mut query: sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+    lines: &'q [OrderLine],
+) -> sqlx::query::QueryScalar<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
     for line in lines {
         query = query
-            .bind(order.get())
             .bind(line.product_id)
             .bind(line.name.as_str())
             .bind(line.unit_price)
             .bind(line.quantity)
             .bind(line.amount);
     }
-    query.execute(conn).await?;
-    Ok(())
+    query
 }
 
 const ORDER_COLUMNS: &str =
