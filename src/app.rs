@@ -81,9 +81,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let shutdown = CancellationToken::new();
-    let transport = outbox::Transport::from_settings(&state.settings).await?;
+    let transport = Arc::new(outbox::Transport::from_settings(&state.settings).await?);
     let background = vec![
-        tokio::spawn(outbox::relay(state.clone(), transport, shutdown.clone())),
+        tokio::spawn(outbox::relay(
+            state.clone(),
+            transport.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(platform::consume_jetstream(
+            state.clone(),
+            transport,
+            shutdown.clone(),
+        )),
         tokio::spawn(platform::daily_job(state.clone(), shutdown.clone())),
         tokio::spawn(housekeeping(state.clone(), shutdown.clone())),
     ];

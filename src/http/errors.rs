@@ -78,3 +78,17 @@ impl From<crate::order::OrderError> for Problem {
         }
     }
 }
+
+impl From<crate::platform::PlatformError> for Problem {
+    fn from(error: crate::platform::PlatformError) -> Self {
+        use crate::platform::PlatformError;
+        match error {
+            PlatformError::Invalid(detail) => Problem::validation(detail),
+            PlatformError::BadEvent(..) => {
+                tracing::error!(%error, "unreadable event");
+                Problem::internal()
+            }
+            PlatformError::Db(e) => e.into(),
+        }
+    }
+}

@@ -1,9 +1,18 @@
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
+//! Transactional outbox. Events are written in the transaction that causes them and delivered
+//! after commit by the relay, at least once, in id order; the consumer makes redelivery harmless.
+//! An event committed just before the process dies waits in the table and goes out on restart.
 
-use crate::app::AppState;
-use crate::config::Settings;
+mod relay;
+mod store;
+mod transport;
+
+pub use relay::{deliver_pending, relay};
+pub use transport::Transport;
+
 use crate::db::{Db, DbError};
+
+/// Delivered events are kept this long, then pruned.
+const KEEP_DELIVERED: chrono::Duration = chrono::Duration::days(7);
 
 /// Wakes the relay when a transaction that wrote events has committed, so delivery does not
 /// wait for the next poll.
@@ -15,23 +24,17 @@ impl Signal {
         self.0.notify_one();
     }
 
-    pub async fn notified(&self) {
+    async fn notified(&self) {
         self.0.notified().await
     }
 }
 
-pub enum Transport {
-    InProcess,
-}
-
-impl Transport {
-    pub async fn from_settings(_settings: &Settings) -> anyhow::Result<Transport> {
-        Ok(Transport::InProcess)
-    }
-}
-
-pub async fn relay(_state: Arc<AppState>, _transport: Transport, shutdown: CancellationToken) {
-    shutdown.cancelled().await
+/// An event as stored: its id is the idempotency key downstream.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: i64,
+    pub topic: String,
+    pub payload: String,
 }
 
 /// Records an event in the caller's transaction; the relay delivers it after commit.
@@ -43,24 +46,16 @@ pub async fn enqueue(
 ) -> Result<i64, DbError> {
     let payload = serde_json::to_string(payload)
         .map_err(|e| DbError::Corrupt(format!("event payload: {e}")))?;
-    Ok(sqlx::query_scalar(
-        "INSERT INTO outbox (topic, payload, created_at) VALUES ($1, $2, $3) RETURNING id",
-    )
-    .bind(topic)
-    .bind(payload)
-    .bind(now_micros)
-    .fetch_one(conn)
-    .await?)
+    store::insert(conn, topic, &payload, now_micros).await
 }
 
+/// Events written but not yet delivered.
 pub async fn backlog(db: &Db) -> Result<i64, DbError> {
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")
-            .fetch_one(db.reader())
-            .await?,
-    )
+    store::backlog(db).await
 }
 
-pub async fn prune(_conn: &mut sqlx::AnyConnection, _now: i64) -> Result<u64, DbError> {
-    Ok(0)
+/// Deletes delivered events past the retention period; returns how many.
+pub async fn prune(conn: &mut sqlx::AnyConnection, now_micros: i64) -> Result<u64, DbError> {
+    let cutoff = now_micros - KEEP_DELIVERED.num_microseconds().expect("fits");
+    store::prune(conn, cutoff).await
 }

@@ -1,26 +1,34 @@
-use std::sync::Arc;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-use utoipa_axum::router::OpenApiRouter;
+//! The data platform (데이터 플랫폼): consumes paid-order events into sales per shop day and
+//! product, answers the popular-products question from them, and runs the daily job that
+//! recomputes each finished day from the orders themselves.
 
-use crate::app::AppState;
-
+mod consumer;
+mod daily;
 mod event;
+mod popular;
+mod routes;
+mod store;
 
+pub use consumer::{consume, consume_jetstream};
+pub use daily::{catch_up, daily_job, run_day, run_finished_day, DaySummary};
 pub use event::{OrderPaid, SoldItem, ORDER_PAID};
+pub use popular::{popular, Platform, Popular, PopularItem};
+pub use routes::routes;
 
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new()
+use crate::db::{DbError, Transient};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unreadable event {0}: {1}")]
+    BadEvent(i64, String),
+    #[error(transparent)]
+    Db(#[from] DbError),
 }
 
-pub struct Platform {}
-
-impl Platform {
-    pub fn new(_cache_ttl: Duration) -> Self {
-        Platform {}
+impl Transient for PlatformError {
+    fn is_transient(&self) -> bool {
+        matches!(self, PlatformError::Db(e) if e.is_transient())
     }
-}
-
-pub async fn daily_job(_state: Arc<AppState>, shutdown: CancellationToken) {
-    shutdown.cancelled().await
 }

@@ -148,6 +148,12 @@ impl Drop for TestDb {
     }
 }
 
+async fn instance(url: &str, settings: Settings, clock: Arc<ManualClock>) -> Arc<AppState> {
+    let pool = Db::connect(url, 16).await.expect("connect");
+    pool.migrate().await.expect("migrate");
+    AppState::new(pool, settings, SECRET, clock)
+}
+
 /// 2026-11-24 12:00 in Seoul.
 pub fn default_now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 3, 0, 0).unwrap()
@@ -168,10 +174,8 @@ impl TestApp {
 
     pub async fn with_settings(backend: Backend, settings: Settings) -> TestApp {
         let db = TestDb::create(backend).await;
-        let pool = Db::connect(&db.url, 16).await.expect("connect");
-        pool.migrate().await.expect("migrate");
         let clock = Arc::new(ManualClock::new(default_now()));
-        let state = AppState::new(pool, settings, SECRET, clock.clone());
+        let state = instance(&db.url, settings, clock.clone()).await;
         let router = state.router();
         TestApp {
             state,
@@ -179,6 +183,37 @@ impl TestApp {
             clock,
             _db: db,
         }
+    }
+
+    /// The app as after a crash and restart: a new process state on the same database.
+    pub async fn restart(self) -> TestApp {
+        let settings = self.state.settings.clone();
+        self.state.db.close().await;
+        let state = instance(&self._db.url, settings, self.clock.clone()).await;
+        let router = state.router();
+        TestApp {
+            state,
+            router,
+            clock: self.clock,
+            _db: self._db,
+        }
+    }
+
+    /// Another instance of the service on the same database, with the same clock.
+    pub async fn second_instance(&self) -> Arc<AppState> {
+        instance(
+            &self._db.url,
+            self.state.settings.clone(),
+            self.clock.clone(),
+        )
+        .await
+    }
+
+    /// Runs the outbox relay once, delivering pending events to the platform in-process.
+    pub async fn deliver_events(&self) -> usize {
+        commerce::outbox::deliver_pending(&self.state, &commerce::outbox::Transport::InProcess)
+            .await
+            .expect("deliver events")
     }
 
     pub fn token(&self, user: i64) -> String {

@@ -9,6 +9,7 @@ mod coupons;
 mod errors;
 mod ops;
 mod orders;
+mod platform;
 mod process;
 mod products;
 mod transient;

@@ -1,0 +1,111 @@
+//! Where the relay sends events: straight to the data platform in this process (the embedded
+//! default), or to NATS JetStream, from which the platform consumes.
+
+use async_nats::jetstream::{self, context::Publish, stream};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+use super::Event;
+use crate::app::AppState;
+use crate::config::Settings;
+use crate::platform;
+
+/// A publish that is not acknowledged in this time counts as failed; the event is retried.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub enum Transport {
+    InProcess,
+    JetStream(Box<JetStream>),
+}
+
+#[derive(Clone)]
+pub struct JetStream {
+    context: jetstream::Context,
+    stream: String,
+    created: std::sync::Arc<OnceCell<()>>,
+}
+
+impl Transport {
+    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Transport> {
+        Ok(match &settings.nats_url {
+            None => Transport::InProcess,
+            Some(url) => Transport::JetStream(Box::new(
+                JetStream::connect(url, &settings.nats_stream).await?,
+            )),
+        })
+    }
+
+    pub(super) async fn deliver(&self, state: &AppState, event: &Event) -> Result<(), String> {
+        match self {
+            Transport::InProcess => {
+                platform::consume(state, event.id, &event.topic, &event.payload)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Transport::JetStream(nats) => nats.publish(event).await,
+        }
+    }
+}
+
+impl JetStream {
+    /// Connects without waiting for the server: while NATS is down, publishes fail and events
+    /// wait in the outbox; the client reconnects by itself.
+    pub async fn connect(url: &str, stream: &str) -> anyhow::Result<JetStream> {
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(url)
+            .await?;
+        Ok(JetStream {
+            context: jetstream::new(client),
+            stream: stream.to_owned(),
+            created: Default::default(),
+        })
+    }
+
+    pub fn context(&self) -> &jetstream::Context {
+        &self.context
+    }
+
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The stream holds `{stream}.>`; its duplicate window drops a republished event id.
+    pub async fn ensure_stream(&self) -> Result<(), String> {
+        self.created
+            .get_or_try_init(|| async {
+                let config = stream::Config {
+                    name: self.stream.clone(),
+                    subjects: vec![format!("{}.>", self.stream)],
+                    duplicate_window: Duration::from_secs(120),
+                    ..Default::default()
+                };
+                self.context
+                    .get_or_create_stream(config)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn publish(&self, event: &Event) -> Result<(), String> {
+        self.ensure_stream().await?;
+        let message = Publish::build()
+            .message_id(event.id.to_string())
+            .payload(event.payload.clone().into());
+        let subject = format!("{}.{}", self.stream, event.topic);
+        let acked = tokio::time::timeout(PUBLISH_TIMEOUT, async {
+            self.context
+                .send_publish(subject, message)
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|_| "JetStream did not acknowledge in time".to_owned())?;
+        acked.map(|_| ())
+    }
+}

@@ -1,0 +1,131 @@
+//! The daily job (인기 상품 통계 데이터 저장 스케줄러): shortly after midnight in the shop's time
+//! zone, the order module aggregates the previous day's sales per product and the platform
+//! stores them as that day's authoritative figures.
+
+use chrono::{Days, NaiveDate};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+
+use super::{store, PlatformError};
+use crate::app::AppState;
+use crate::clock::{day_bounds, shop_day, to_micros};
+use crate::db::DbError;
+use crate::order;
+
+/// Days missed while the service was down are caught up this far back.
+const CATCH_UP_DAYS: u64 = 31;
+const CHECK_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DaySummary {
+    #[schema(value_type = String, format = Date, example = "2026-11-23")]
+    pub date: NaiveDate,
+    /// Products with sales that day.
+    pub products: i64,
+    /// Units sold.
+    pub quantity: i64,
+    /// Won, before coupon discounts.
+    pub amount: i64,
+}
+
+/// Recomputes `day` from the stored orders and stores it as the day's authoritative figures.
+/// Running it again gives the same figures; concurrent runs for one day wait for each other.
+pub async fn run_day(state: &AppState, day: NaiveDate) -> Result<DaySummary, PlatformError> {
+    let (start, end) = day_bounds(day, state.settings.time_zone);
+    let (start, end, now) = (
+        to_micros(start),
+        to_micros(end),
+        to_micros(state.clock.now()),
+    );
+    let summary = state
+        .db
+        .write(move |conn| {
+            Box::pin(async move {
+                let key = day.to_string();
+                store::claim_day(conn, &key, now).await?;
+                let items = order::sales_between(conn, start, end).await?;
+                store::replace_day(conn, &key, &items).await?;
+                Ok::<_, PlatformError>(DaySummary {
+                    date: day,
+                    products: items.len() as i64,
+                    quantity: items.iter().map(|i| i.quantity).sum(),
+                    amount: items.iter().map(|i| i.amount).sum(),
+                })
+            })
+        })
+        .await?;
+    metrics::counter!("daily_sales_runs_total").increment(1);
+    tracing::info!(%day, products = summary.products, quantity = summary.quantity, "daily sales stored");
+    Ok(summary)
+}
+
+/// `run_day` for a day that is over in the shop's time zone (the admin endpoint).
+pub async fn run_finished_day(
+    state: &AppState,
+    day: NaiveDate,
+) -> Result<DaySummary, PlatformError> {
+    let today = shop_day(state.clock.now(), state.settings.time_zone);
+    if day >= today {
+        return Err(PlatformError::Invalid(format!(
+            "{day} is not over yet in the shop's time zone (today is {today})"
+        )));
+    }
+    run_day(state, day).await
+}
+
+/// Runs every due day not yet finalized within the catch-up window: yesterday once the job
+/// time has passed today, and any day missed while the service was down.
+pub async fn catch_up(state: &AppState) -> Result<Vec<DaySummary>, PlatformError> {
+    let local = state.clock.now().with_timezone(&state.settings.time_zone);
+    let yesterday = local
+        .date_naive()
+        .checked_sub_days(Days::new(1))
+        .expect("yesterday exists");
+    let last_due = if local.time() >= state.settings.daily_job_at {
+        yesterday
+    } else {
+        yesterday
+            .checked_sub_days(Days::new(1))
+            .expect("the day before exists")
+    };
+    let first = last_due
+        .checked_sub_days(Days::new(CATCH_UP_DAYS - 1))
+        .expect("a month earlier exists");
+    let done: HashSet<String> = {
+        let mut conn = state.db.reader().acquire().await.map_err(DbError::from)?;
+        store::finalized_between(&mut conn, &first.to_string(), &last_due.to_string()).await?
+    };
+    let mut ran = Vec::new();
+    for day in first.iter_days().take_while(|d| *d <= last_due) {
+        if !done.contains(&day.to_string()) {
+            ran.push(run_day(state, day).await?);
+        }
+    }
+    Ok(ran)
+}
+
+/// The scheduler: checks every minute whether a day is due, until `shutdown`.
+pub async fn daily_job(state: Arc<AppState>, shutdown: CancellationToken) {
+    loop {
+        if let Err(error) = catch_up(&state).await {
+            tracing::warn!(%error, "the daily sales job failed; it will try again");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(CHECK_EVERY) => {}
+        }
+    }
+}
+
+/// A day's figures as the admin API shows them.
+pub async fn figures(
+    state: &AppState,
+    day: NaiveDate,
+) -> Result<(bool, Vec<super::SoldItem>), PlatformError> {
+    let mut conn = state.db.reader().acquire().await.map_err(DbError::from)?;
+    Ok(store::day_sales(&mut conn, &day.to_string()).await?)
+}
