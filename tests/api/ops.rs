@@ -42,20 +42,38 @@ async fn the_openapi_document_and_docs_are_served(backend: Backend) {
     let doc = app.get("/openapi.json").send().await;
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in [
-        "/api/v1/me/balance",
-        "/api/v1/me/balance/charges",
-        "/api/v1/me/balance/history",
-        "/api/v1/products/{id}",
-        "/api/v1/products",
-        "/api/v1/admin/products",
-        "/api/v1/admin/products/{id}",
+    // Every path of the contract (API.md), with its methods.
+    for (path, methods) in [
+        ("/api/v1/me/balance", &["get"][..]),
+        ("/api/v1/me/balance/charges", &["post"]),
+        ("/api/v1/me/balance/history", &["get"]),
+        ("/api/v1/products/{id}", &["get"]),
+        ("/api/v1/products", &["get"]),
+        ("/api/v1/products/popular", &["get"]),
+        ("/api/v1/coupons/{id}", &["get"]),
+        ("/api/v1/coupons/{id}/issue", &["post"]),
+        ("/api/v1/me/coupons", &["get"]),
+        ("/api/v1/orders", &["post"]),
+        ("/api/v1/orders/{id}", &["get"]),
+        ("/api/v1/me/orders", &["get"]),
+        ("/api/v1/admin/jobs/daily-sales", &["post"]),
+        ("/api/v1/admin/stats/daily-sales", &["get"]),
+        ("/api/v1/admin/products", &["post"]),
+        ("/api/v1/admin/products/{id}", &["patch"]),
+        ("/api/v1/admin/coupons", &["post"]),
     ] {
-        assert!(
-            doc.body["paths"][path].is_object(),
-            "{path} missing from /openapi.json"
-        );
+        for method in methods {
+            assert!(
+                doc.body["paths"][path][method].is_object(),
+                "{method} {path} missing from /openapi.json"
+            );
+        }
     }
+    let paths = doc.body["paths"].as_object().unwrap().len();
+    assert_eq!(
+        paths, 17,
+        "/openapi.json documents exactly the contract's paths"
+    );
     let docs = app.get("/docs/").send().await;
     assert_eq!(docs.status, StatusCode::OK);
     assert!(
