@@ -101,11 +101,12 @@ pub async fn get(db: &Db, cache: &ProductCache, id: ProductId) -> Result<Product
     if let Some(product) = cache.get(id) {
         return Ok(product);
     }
+    let epoch = cache.epoch(id);
     let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
     let product = store::get(&mut conn, id)
         .await?
         .ok_or(ProductError::NotFound(id))?;
-    cache.put(product.clone());
+    cache.put(product.clone(), epoch);
     Ok(product)
 }
 
