@@ -1,1 +1,36 @@
-fn main() {}
+//! Load generator and benchmark harness for commerce.
+//!
+//! `loadgen run` drives one scenario against a running server; `loadgen bench` starts the
+//! server itself on each backend and measures every scenario against the ceilings taken in the
+//! same run, so the figures are ratios that survive a noisy machine.
+
+mod api;
+mod bench;
+mod ceiling;
+mod cli;
+mod report;
+mod scenario;
+mod server;
+mod stats;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let outcome = match cli::Cli::parse().command {
+        cli::Command::Run(args) => scenario::run_against(args).await,
+        cli::Command::Bench(args) => bench::bench(args).await,
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("\nINVARIANTS BROKEN: see the lines marked BROKEN above");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("loadgen: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
