@@ -84,10 +84,6 @@ impl From<crate::platform::PlatformError> for Problem {
         use crate::platform::PlatformError;
         match error {
             PlatformError::Invalid(detail) => Problem::validation(detail),
-            PlatformError::BadEvent(..) => {
-                tracing::error!(%error, "unreadable event");
-                Problem::internal()
-            }
             PlatformError::Db(e) => e.into(),
         }
     }

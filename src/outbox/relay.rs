@@ -4,7 +4,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{self, BATCH};
-use super::{Event, Transport};
+use super::Transport;
 use crate::app::AppState;
 use crate::clock::to_micros;
 use crate::db::{Backend, DbError};
@@ -58,7 +58,7 @@ pub async fn deliver_pending(state: &AppState, transport: &Transport) -> Result<
             let mut conn = state.db.writer().await?;
             let mut tx = conn.begin().await.map_err(DbError::from)?;
             let events = store::pending(&mut tx, Backend::Postgres).await?;
-            let (delivered, failure) = send(state, transport, &events).await;
+            let (delivered, failure) = transport.deliver_all(state, &events).await;
             store::mark_delivered(&mut tx, &delivered, to_micros(state.clock.now())).await?;
             tx.commit().await.map_err(DbError::from)?;
             finish(delivered.len(), failure)
@@ -69,7 +69,7 @@ pub async fn deliver_pending(state: &AppState, transport: &Transport) -> Result<
                 let mut conn = state.db.reader().acquire().await.map_err(DbError::from)?;
                 store::pending(&mut conn, Backend::Sqlite).await?
             };
-            let (delivered, failure) = send(state, transport, &events).await;
+            let (delivered, failure) = transport.deliver_all(state, &events).await;
             let now = to_micros(state.clock.now());
             let ids = Arc::new(delivered);
             let marked = ids.clone();
@@ -83,22 +83,6 @@ pub async fn deliver_pending(state: &AppState, transport: &Transport) -> Result<
             finish(ids.len(), failure)
         }
     }
-}
-
-/// Sends events in order, stopping at the first failure so none overtakes an earlier one.
-async fn send(
-    state: &AppState,
-    transport: &Transport,
-    events: &[Event],
-) -> (Vec<i64>, Option<String>) {
-    let mut delivered = Vec::with_capacity(events.len());
-    for event in events {
-        match transport.deliver(state, event).await {
-            Ok(()) => delivered.push(event.id),
-            Err(error) => return (delivered, Some(error)),
-        }
-    }
-    (delivered, None)
 }
 
 fn finish(delivered: usize, failure: Option<String>) -> Result<usize, RelayError> {

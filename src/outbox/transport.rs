@@ -35,14 +35,27 @@ impl Transport {
         })
     }
 
-    pub(super) async fn deliver(&self, state: &AppState, event: &Event) -> Result<(), String> {
+    /// Delivers events in order, stopping at the first failure so none overtakes an earlier
+    /// one. Returns the ids delivered and the failure, if any.
+    pub(super) async fn deliver_all(
+        &self,
+        state: &AppState,
+        events: &[Event],
+    ) -> (Vec<i64>, Option<String>) {
         match self {
             Transport::InProcess => {
-                platform::consume(state, event.id, &event.topic, &event.payload)
-                    .await
-                    .map_err(|e| e.to_string())
+                let mut delivered = Vec::with_capacity(events.len());
+                for event in events {
+                    if let Err(error) =
+                        platform::consume(state, event.id, &event.topic, &event.payload).await
+                    {
+                        return (delivered, Some(error.to_string()));
+                    }
+                    delivered.push(event.id);
+                }
+                (delivered, None)
             }
-            Transport::JetStream(nats) => nats.publish(event).await,
+            Transport::JetStream(nats) => nats.publish_all(events).await,
         }
     }
 }
@@ -53,6 +66,9 @@ impl JetStream {
     pub async fn connect(url: &str, stream: &str) -> anyhow::Result<JetStream> {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((attempts as u64 * 100).min(1000))
+            })
             .connect(url)
             .await?;
         Ok(JetStream {
@@ -90,22 +106,40 @@ impl JetStream {
             .map(|_| ())
     }
 
-    async fn publish(&self, event: &Event) -> Result<(), String> {
-        self.ensure_stream().await?;
-        let message = Publish::build()
-            .message_id(event.id.to_string())
-            .payload(event.payload.clone().into());
-        let subject = format!("{}.{}", self.stream, event.topic);
-        let acked = tokio::time::timeout(PUBLISH_TIMEOUT, async {
-            self.context
-                .send_publish(subject, message)
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|_| "JetStream did not acknowledge in time".to_owned())?;
-        acked.map(|_| ())
+    /// Sends the whole batch, then awaits the acknowledgements in order: one round trip for
+    /// the batch rather than one per event.
+    async fn publish_all(&self, events: &[Event]) -> (Vec<i64>, Option<String>) {
+        if let Err(error) = self.ensure_stream().await {
+            return (Vec::new(), Some(error));
+        }
+        let mut pending = Vec::with_capacity(events.len());
+        let mut failure = None;
+        for event in events {
+            let message = Publish::build()
+                .message_id(event.id.to_string())
+                .payload(event.payload.clone().into());
+            let subject = format!("{}.{}", self.stream, event.topic);
+            match self.context.send_publish(subject, message).await {
+                Ok(ack) => pending.push((event.id, ack)),
+                Err(error) => {
+                    failure = Some(error.to_string());
+                    break;
+                }
+            }
+        }
+        let mut delivered = Vec::with_capacity(pending.len());
+        for (id, ack) in pending {
+            match tokio::time::timeout(PUBLISH_TIMEOUT, ack).await {
+                Ok(Ok(_)) => delivered.push(id),
+                Ok(Err(error)) => return (delivered, Some(error.to_string())),
+                Err(_) => {
+                    return (
+                        delivered,
+                        Some("JetStream did not acknowledge in time".to_owned()),
+                    )
+                }
+            }
+        }
+        (delivered, failure)
     }
 }

@@ -22,8 +22,15 @@ pub async fn consume(
         tracing::warn!(event_id, topic, "ignoring an event of an unknown topic");
         return Ok(());
     }
-    let event: OrderPaid = serde_json::from_str(payload)
-        .map_err(|e| PlatformError::BadEvent(event_id, e.to_string()))?;
+    let event: OrderPaid = match serde_json::from_str(payload) {
+        Ok(event) => event,
+        // Retrying cannot fix it, and holding it back would block every later event.
+        Err(error) => {
+            metrics::counter!("platform_events_rejected_total").increment(1);
+            tracing::error!(event_id, %error, "dropping an unreadable event");
+            return Ok(());
+        }
+    };
     let day = shop_day(event.paid_at, state.settings.time_zone).to_string();
     let now = to_micros(state.clock.now());
     let event = Arc::new(event);
@@ -85,7 +92,7 @@ pub async fn consume_jetstream(
                 let id = message
                     .headers
                     .as_ref()
-                    .and_then(|h| h.get("Nats-Msg-Id"))
+                    .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
                     .and_then(|v| v.as_str().parse::<i64>().ok())
                     .ok_or("a message without a numeric Nats-Msg-Id")?;
                 let topic = message

@@ -21,8 +21,6 @@ use crate::db::{DbError, Transient};
 pub enum PlatformError {
     #[error("{0}")]
     Invalid(String),
-    #[error("unreadable event {0}: {1}")]
-    BadEvent(i64, String),
     #[error(transparent)]
     Db(#[from] DbError),
 }

@@ -10,6 +10,7 @@ mod errors;
 mod ops;
 mod orders;
 mod platform;
+mod platform_nats;
 mod process;
 mod products;
 mod transient;

@@ -136,6 +136,23 @@ async fn a_redelivered_event_is_counted_once(backend: Backend) {
     );
 }
 
+async fn an_unreadable_event_does_not_hold_back_the_ones_after_it(backend: Backend) {
+    let app = platform_app(backend).await;
+    let a = app.product("A", 100, 100).await;
+    sqlx::query("INSERT INTO outbox (topic, payload, created_at) VALUES ('order.paid', '{\"not\": \"an order\"}', 0)")
+        .execute(app.state.db.reader())
+        .await
+        .unwrap();
+    buy(&app, 1, a, 2).await;
+    assert_eq!(app.deliver_events().await, 2);
+    assert_eq!(ranking(&popular(&app).await), vec![(a, 2)]);
+    let metrics = app.get("/metrics").send().await.text;
+    assert!(
+        metrics.contains("platform_events_rejected_total"),
+        "{metrics}"
+    );
+}
+
 async fn an_event_committed_before_a_crash_is_delivered_after_restart(backend: Backend) {
     let app = platform_app(backend).await;
     let a = app.product("A", 100, 100).await;
@@ -370,6 +387,7 @@ on_both_backends!(
     popular_lists_the_top_five,
     the_window_moves_at_midnight_in_the_shop_time_zone,
     a_redelivered_event_is_counted_once,
+    an_unreadable_event_does_not_hold_back_the_ones_after_it,
     an_event_committed_before_a_crash_is_delivered_after_restart,
     the_relay_delivers_soon_after_commit,
     the_daily_job_stores_the_days_figures_from_the_orders,
