@@ -44,16 +44,18 @@ impl Transport {
     ) -> (Vec<i64>, Option<String>) {
         match self {
             Transport::InProcess => {
-                let mut delivered = Vec::with_capacity(events.len());
-                for event in events {
-                    if let Err(error) =
-                        platform::consume(state, event.id, &event.topic, &event.payload).await
-                    {
-                        return (delivered, Some(error.to_string()));
-                    }
-                    delivered.push(event.id);
+                let batch: Vec<platform::Delivered> = events
+                    .iter()
+                    .map(|e| platform::Delivered {
+                        id: e.id,
+                        topic: &e.topic,
+                        payload: &e.payload,
+                    })
+                    .collect();
+                match platform::consume(state, &batch).await {
+                    Ok(()) => (events.iter().map(|e| e.id).collect(), None),
+                    Err(error) => (Vec::new(), Some(error.to_string())),
                 }
-                (delivered, None)
             }
             Transport::JetStream(nats) => nats.publish_all(events).await,
         }

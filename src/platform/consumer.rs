@@ -10,49 +10,66 @@ use crate::app::AppState;
 use crate::clock::{shop_day, to_micros};
 use crate::outbox::Transport;
 
-/// Applies one event, once: the event id is recorded in the same transaction as its effect,
-/// so a redelivered event changes nothing.
-pub async fn consume(
-    state: &AppState,
-    event_id: i64,
-    topic: &str,
-    payload: &str,
-) -> Result<(), PlatformError> {
-    if topic != ORDER_PAID {
-        tracing::warn!(event_id, topic, "ignoring an event of an unknown topic");
+/// An event as delivered: its id (the idempotency key), topic and payload.
+pub struct Delivered<'a> {
+    pub id: i64,
+    pub topic: &'a str,
+    pub payload: &'a str,
+}
+
+/// Applies events, each once, in one transaction: an event's id is recorded in the same
+/// transaction as the sales it adds, so a redelivered event changes nothing. Events of unknown
+/// topics and unreadable ones are counted and skipped: retrying cannot fix them, and holding
+/// them back would block every later event.
+pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), PlatformError> {
+    let tz = state.settings.time_zone;
+    let readable: Vec<(i64, String, OrderPaid)> = events
+        .iter()
+        .filter_map(|event| match readable(event) {
+            Ok(paid) => Some((event.id, shop_day(paid.paid_at, tz).to_string(), paid)),
+            Err(why) => {
+                metrics::counter!("platform_events_rejected_total").increment(1);
+                tracing::error!(
+                    event_id = event.id,
+                    topic = event.topic,
+                    why,
+                    "dropping an event"
+                );
+                None
+            }
+        })
+        .collect();
+    if readable.is_empty() {
         return Ok(());
     }
-    let event: OrderPaid = match serde_json::from_str(payload) {
-        Ok(event) => event,
-        // Retrying cannot fix it, and holding it back would block every later event.
-        Err(error) => {
-            metrics::counter!("platform_events_rejected_total").increment(1);
-            tracing::error!(event_id, %error, "dropping an unreadable event");
-            return Ok(());
-        }
-    };
-    let day = shop_day(event.paid_at, state.settings.time_zone).to_string();
     let now = to_micros(state.clock.now());
-    let event = Arc::new(event);
+    let readable = Arc::new(readable);
     let applied = state
         .db
         .write(move |conn| {
-            let (event, day) = (event.clone(), day.clone());
+            let readable = readable.clone();
             Box::pin(async move {
-                if !store::mark_processed(conn, event_id, now).await? {
-                    return Ok::<_, PlatformError>(false);
+                let mut applied = 0u64;
+                for (id, day, event) in readable.iter() {
+                    if store::mark_processed(conn, *id, now).await? {
+                        store::add_live_sales(conn, day, &event.items).await?;
+                        applied += 1;
+                    }
                 }
-                store::add_live_sales(conn, &day, &event.items).await?;
-                Ok(true)
+                Ok::<_, PlatformError>((applied, readable.len() as u64 - applied))
             })
         })
         .await?;
-    if applied {
-        metrics::counter!("platform_events_applied_total").increment(1);
-    } else {
-        metrics::counter!("platform_events_duplicate_total").increment(1);
-    }
+    metrics::counter!("platform_events_applied_total").increment(applied.0);
+    metrics::counter!("platform_events_duplicate_total").increment(applied.1);
     Ok(())
+}
+
+fn readable(event: &Delivered<'_>) -> Result<OrderPaid, String> {
+    if event.topic != ORDER_PAID {
+        return Err(format!("unknown topic {}", event.topic));
+    }
+    serde_json::from_str(event.payload).map_err(|e| e.to_string())
 }
 
 const DURABLE: &str = "platform";
@@ -102,9 +119,16 @@ pub async fn consume_jetstream(
                     .unwrap_or_default()
                     .to_owned();
                 let payload = String::from_utf8_lossy(&message.payload).into_owned();
-                consume(&state, id, &topic, &payload)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                consume(
+                    &state,
+                    &[Delivered {
+                        id,
+                        topic: &topic,
+                        payload: &payload,
+                    }],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
                 message.ack().await.map_err(|e| e.to_string())?;
             }
             Ok::<(), String>(())

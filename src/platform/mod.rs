@@ -9,7 +9,7 @@ mod popular;
 mod routes;
 mod store;
 
-pub use consumer::{consume, consume_jetstream};
+pub use consumer::{consume, consume_jetstream, Delivered};
 pub use daily::{catch_up, daily_job, run_day, run_finished_day, DaySummary};
 pub use event::{OrderPaid, SoldItem, ORDER_PAID};
 pub use popular::{popular, Platform, Popular, PopularItem};
