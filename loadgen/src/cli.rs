@@ -2,6 +2,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::driver::{Budget, Load};
+use crate::scenario::Scenario;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "loadgen",
@@ -14,32 +17,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run one scenario against a running server.
+    /// Run scenarios against a running server.
     Run(RunArgs),
     /// Start the server on each backend and measure every scenario against the ceilings.
     Bench(BenchArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ScenarioName {
-    /// `GET /health/live`: the HTTP ceiling.
-    Health,
-    /// Product detail.
-    Detail,
-    /// Popular products.
-    Popular,
-    /// Product detail, product list and popular, mixed.
-    Browse,
-    /// Balance charges.
-    Charge,
-    /// N distinct users race for M coupons of one campaign, one request each.
-    CouponRush,
-    /// Many users, one product each on one hot product with limited stock, one request each.
-    OrderHot,
-    /// Orders spread over many products.
-    OrderSpread,
-    /// A realistic blend of browsing, orders, charges and coupon issues.
-    Mixed,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -47,49 +28,125 @@ pub struct RunArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub base_url: String,
     /// The server's COMMERCE_JWT_SECRET (loadgen mints its own tokens).
-    #[arg(long, env = "COMMERCE_JWT_SECRET")]
+    #[arg(long, env = "COMMERCE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,
-    #[arg(long, value_enum)]
-    pub scenario: ScenarioName,
+    /// A scenario, or `all` (the HTTP ceiling first, then every scenario as a fraction of it).
+    #[arg(long, value_parser = parse_selection, default_value = "all")]
+    pub scenario: Selection,
     #[command(flatten)]
     pub load: LoadArgs,
 }
 
+/// The scenarios `--scenario` selected, in the order they run.
+#[derive(Debug, Clone)]
+pub struct Selection(pub Vec<Scenario>);
+
+fn parse_selection(value: &str) -> Result<Selection, String> {
+    if value.eq_ignore_ascii_case("all") {
+        return Ok(Selection(Scenario::ALL.to_vec()));
+    }
+    Scenario::from_str(value, true)
+        .map(|scenario| Selection(vec![scenario]))
+        .map_err(|_| {
+            let names: Vec<String> = Scenario::value_variants()
+                .iter()
+                .filter_map(|s| s.to_possible_value().map(|v| v.get_name().to_owned()))
+                .collect();
+            format!("expected all or one of: {}", names.join(", "))
+        })
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// Concurrent connections (each a closed loop: one request in flight).
-    #[arg(long, default_value_t = 64)]
+    /// Concurrent connections, each with one request in flight at a time.
+    #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
-    /// How long duration-bound scenarios run.
+    /// How long each time-bound scenario runs.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
-    /// Users racing in coupon-rush and order-hot.
+    /// Send this many requests instead of running for --duration.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Offer this many requests per second (open loop: latency counts from when a request was
+    /// due, so a slow server cannot hide its queue) instead of sending as fast as answers come.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Distinct users in coupon-rush and order-rush-hot; each sends one request.
     #[arg(long, default_value_t = 10_000)]
     pub users: usize,
-    /// Coupons in coupon-rush, units of the hot product in order-hot.
+    /// Coupons the coupon-rush campaign has.
     #[arg(long, default_value_t = 1_000)]
-    pub limited: i64,
+    pub coupons: i64,
+    /// Units of the hot product in order-rush-hot.
+    #[arg(long, default_value_t = 1_000)]
+    pub stock: i64,
+}
+
+impl LoadArgs {
+    /// The load of a time-bound scenario; rushes override the budget with one request per user.
+    pub fn load(&self) -> Load {
+        Load {
+            concurrency: self.concurrency,
+            budget: match self.requests {
+                Some(n) => Budget::Requests(n),
+                None => Budget::For(self.duration),
+            },
+            rate: self.rate,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendName {
+pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_values = ["sqlite", "postgres"])]
-    pub backends: Vec<BackendName>,
+    pub backends: Vec<Backend>,
     /// The server binary (default: `commerce` beside this executable).
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
-    /// A PostgreSQL database the bench may create databases from.
+    /// A PostgreSQL database the bench may run CREATE DATABASE from.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_url: String,
+    /// Database connections, for the server (COMMERCE_DB_MAX_CONNECTIONS) and the DB ceiling
+    /// alike, so the two compare the same pool.
+    #[arg(long, default_value_t = 16)]
+    pub db_connections: u32,
+    /// The open-loop order run offers this fraction of the DB ceiling, to check its p99.
+    #[arg(long, default_value_t = 0.65)]
+    pub paced_fraction: f64,
     /// Where the markdown report is written.
     #[arg(long, default_value = "bench-results")]
     pub out: PathBuf,
     #[command(flatten)]
     pub load: LoadArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_selects_every_scenario_and_a_name_selects_one() {
+        assert_eq!(parse_selection("all").unwrap().0, Scenario::ALL.to_vec());
+        assert_eq!(
+            parse_selection("order-rush-spread").unwrap().0,
+            vec![Scenario::OrderRushSpread]
+        );
+        let error = parse_selection("nope").unwrap_err();
+        assert!(error.contains("coupon-rush"), "{error}");
+    }
 }
