@@ -1,6 +1,7 @@
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
@@ -39,6 +40,9 @@ pub struct PopularItem {
 pub struct Platform {
     ttl: Duration,
     popular: Mutex<Option<(NaiveDate, Instant, Arc<Popular>)>>,
+    /// Held while the answer is recomputed, so that when it expires under a rush one request
+    /// queries the statistics and the others wait for its answer instead of all querying.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Platform {
@@ -46,7 +50,27 @@ impl Platform {
         Platform {
             ttl: popular_cache_ttl,
             popular: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The cached answer for `today`, or the one `load` computes: one load at a time.
+    async fn get_or_load<E>(
+        &self,
+        today: NaiveDate,
+        load: impl Future<Output = Result<Popular, E>>,
+    ) -> Result<Arc<Popular>, E> {
+        if let Some(answer) = self.cached(today) {
+            return Ok(answer);
+        }
+        let _refreshing = self.refreshing.lock().await;
+        // The request that held the lock before this one has probably just refreshed it.
+        if let Some(answer) = self.cached(today) {
+            return Ok(answer);
+        }
+        let answer = Arc::new(load.await?);
+        self.keep(today, answer.clone());
+        Ok(answer)
     }
 
     fn cached(&self, today: NaiveDate) -> Option<Arc<Popular>> {
@@ -66,9 +90,13 @@ impl Platform {
 /// the platform ranks product ids, then the product module supplies their details.
 pub async fn popular(state: &AppState) -> Result<Arc<Popular>, PlatformError> {
     let today = shop_day(state.clock.now(), state.settings.time_zone);
-    if let Some(answer) = state.platform.cached(today) {
-        return Ok(answer);
-    }
+    state
+        .platform
+        .get_or_load(today, top_products(state, today))
+        .await
+}
+
+async fn top_products(state: &AppState, today: NaiveDate) -> Result<Popular, PlatformError> {
     let from = today
         .checked_sub_days(Days::new(WINDOW_DAYS - 1))
         .expect("a date three days earlier exists");
@@ -99,11 +127,43 @@ pub async fn popular(state: &AppState) -> Result<Arc<Popular>, PlatformError> {
             sold_quantity,
         })
         .collect();
-    let answer = Arc::new(Popular {
+    Ok(Popular {
         from,
         to: today,
         items,
-    });
-    state.platform.keep(today, answer.clone());
-    Ok(answer)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn an_expired_answer_is_recomputed_once_for_a_crowd() {
+        let platform = Arc::new(Platform::new(Duration::from_secs(60)));
+        let today = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        let loads = Arc::new(AtomicUsize::new(0));
+        let crowd: Vec<_> = (0..100)
+            .map(|_| {
+                let (platform, loads) = (platform.clone(), loads.clone());
+                tokio::spawn(async move {
+                    let load = async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok::<_, ()>(Popular {
+                            from: today,
+                            to: today,
+                            items: Vec::new(),
+                        })
+                    };
+                    platform.get_or_load(today, load).await.unwrap()
+                })
+            })
+            .collect();
+        for answer in futures::future::join_all(crowd).await {
+            assert_eq!(answer.unwrap().to, today);
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
 }
