@@ -1,0 +1,97 @@
+//! `loadgen run` end to end: every scenario against a real server on a fresh SQLite file, small
+//! enough for CI, with the invariants verified through the API.
+
+use commerce::app::AppState;
+use commerce::clock::SystemClock;
+use commerce::config::Settings;
+use commerce::db::Db;
+use commerce::outbox::{self, Transport};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "loadgen-test-secret";
+
+/// Serves the real router (with its outbox relay) on a free loopback port.
+async fn server(dir: &tempfile::TempDir) -> String {
+    let url = format!("sqlite://{}/loadgen.db", dir.path().display());
+    let db = Db::connect(&url, 8).await.expect("the database opens");
+    db.migrate().await.expect("the schema applies");
+    let state = AppState::new(db, Settings::default(), SECRET, Arc::new(SystemClock));
+    let transport = Arc::new(Transport::from_settings(&state.settings).await.unwrap());
+    tokio::spawn(outbox::relay(
+        state.clone(),
+        transport,
+        CancellationToken::new(),
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, state.router()).await });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_runs_and_its_invariants_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = server(&dir).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--base-url", &base, "--jwt-secret", SECRET])
+        .args([
+            "--scenario",
+            "all",
+            "--concurrency",
+            "16",
+            "--duration",
+            "300ms",
+        ])
+        .args(["--users", "200", "--coupons", "50", "--stock", "40"])
+        .output()
+        .await
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("BROKEN"), "{stdout}");
+    for scenario in [
+        "detail",
+        "popular",
+        "browse",
+        "charge",
+        "coupon-rush",
+        "order-rush-hot",
+        "order-rush-spread",
+        "mixed",
+    ] {
+        assert!(
+            stdout.contains(&format!("\n{scenario} ")),
+            "no line for {scenario}:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("200 users for 50 coupons: 50 issued (expected 50), 150 sold out"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("hot product: 40 sold to 200 users for 40 units"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("% of the HTTP ceiling"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_there_fails_the_run() {
+    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "run",
+            "--base-url",
+            "http://127.0.0.1:1",
+            "--jwt-secret",
+            SECRET,
+        ])
+        .args(["--scenario", "detail", "--duration", "100ms"])
+        .output()
+        .await
+        .expect("loadgen runs");
+    assert!(!output.status.success());
+}
