@@ -104,11 +104,7 @@ async fn measure(
         peak_rss_mb: None,
         invariants: None,
     };
-    println!(
-        "{}",
-        row.summary
-            .line(&format!("{} {}", row.backend, row.label()))
-    );
+    println!("{}", row.line());
     let ceiling_rate = row.summary.per_second;
     rows.push(row);
 
@@ -157,11 +153,7 @@ async fn measure_scenario(
         peak_rss_mb: Some(sampler.stop().await),
         invariants: Some(outcome.checks.iter().all(|c| c.ok)),
     };
-    println!(
-        "{}",
-        row.summary
-            .line(&format!("{} {}", row.backend, row.label()))
-    );
+    println!("{}", row.line());
     rows.push(row);
     Ok(outcome)
 }

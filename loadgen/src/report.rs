@@ -43,6 +43,12 @@ impl Row {
         }
     }
 
+    /// The measurement as printed while the bench runs.
+    pub fn line(&self) -> String {
+        self.summary
+            .line(&format!("{} {}", self.backend, self.label()))
+    }
+
     fn is(&self, backend: &str, scenario: Scenario) -> bool {
         self.backend == backend && self.subject == Subject::Scenario(scenario)
     }

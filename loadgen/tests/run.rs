@@ -93,5 +93,8 @@ async fn a_server_that_is_not_there_fails_the_run() {
         .output()
         .await
         .expect("loadgen runs");
-    assert!(!output.status.success());
+    // 1: the run could not be carried out (2 would be a usage error or a broken invariant).
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("loadgen: "), "{stderr}");
 }
