@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{LogFormat, ServeArgs, Settings};
-use crate::db::Db;
 use crate::http::{self, JwtKeys};
 use crate::ids::UserId;
+use crate::store::Db;
 use crate::{coupon, demo, idempotency, outbox, platform, product};
 
 /// Everything a request handler can reach.
@@ -26,6 +26,7 @@ pub struct AppState {
     pub platform: platform::Platform,
     pub sold_out_coupons: coupon::SoldOut,
     pub products: product::ProductCache,
+    pub write_limiter: http::WriteLimiter,
 }
 
 impl AppState {
@@ -37,6 +38,7 @@ impl AppState {
     ) -> Arc<AppState> {
         let platform = platform::Platform::new(settings.popular_cache_ttl);
         let products = product::ProductCache::new(settings.product_cache_ttl);
+        let write_limiter = http::WriteLimiter::new(settings.user_write_quota);
         Arc::new(AppState {
             db,
             clock,
@@ -47,6 +49,7 @@ impl AppState {
             platform,
             sold_out_coupons: coupon::SoldOut::default(),
             products,
+            write_limiter,
         })
     }
 
@@ -63,6 +66,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (None, true) => demo::random_secret(),
         (None, false) => anyhow::bail!("COMMERCE_JWT_SECRET is not set (or run with --demo)"),
     };
+    check_secrets(&secret, args.jwt_previous_secret.as_deref())?;
+    let nofile = http::server::raise_open_file_limit();
+    let edge = http::server::Edge::new(&args.edge, nofile);
     let db = Db::connect(
         &args.database.database_url,
         args.database.db_max_connections,
@@ -70,12 +76,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("connecting to the database")?;
     db.migrate().await.context("applying the schema")?;
-    let state = AppState::new(
+    let mut state = AppState::new(
         db.clone(),
         args.settings.clone().into(),
         &secret,
         Arc::new(SystemClock),
     );
+    if let Some(previous) = &args.jwt_previous_secret {
+        Arc::get_mut(&mut state)
+            .expect("the state is not shared before serving starts")
+            .jwt
+            .accept_previous(previous);
+    }
     if args.demo {
         demo::load(&state).await.context("loading demo data")?;
     }
@@ -90,7 +102,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )),
         tokio::spawn(platform::consume_jetstream(
             state.clone(),
-            transport,
+            transport.jetstream(),
             shutdown.clone(),
         )),
         tokio::spawn(platform::daily_job(state.clone(), shutdown.clone())),
@@ -100,13 +112,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %args.listen, database = db.backend().name(), "commerce is serving");
+    tracing::info!(
+        listen = %args.listen,
+        database = db.backend().name(),
+        open_files = nofile,
+        max_connections = edge.max_connections,
+        "commerce is serving"
+    );
     if args.demo {
         demo::print_welcome(&state, args.listen);
     }
-    axum::serve(listener, state.router())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let app = http::server::with_deadlines(state.router(), &edge);
+    http::server::serve(listener, app, edge, shutdown_signal()).await;
 
     tracing::info!("draining background work");
     shutdown.cancel();
@@ -115,6 +132,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     db.close().await;
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Refuses secrets too short for HS256 (the message never shows a secret).
+fn check_secrets(current: &str, previous: Option<&str>) -> anyhow::Result<()> {
+    if let Some(problem) = http::auth::weak_secret(current) {
+        anyhow::bail!("COMMERCE_JWT_SECRET {problem}");
+    }
+    if let Some(problem) = previous.and_then(http::auth::weak_secret) {
+        anyhow::bail!("COMMERCE_JWT_PREVIOUS_SECRET {problem}");
+    }
     Ok(())
 }
 
@@ -127,14 +155,17 @@ async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         state.metrics.run_upkeep();
-        let now = crate::clock::to_micros(state.clock.now());
-        let pruned = async {
-            let mut conn = state.db.writer().await?;
-            let keys = idempotency::prune(&mut conn, now).await?;
-            let events = outbox::prune(&mut conn, now).await?;
-            Ok::<_, crate::db::DbError>((keys, events))
-        }
-        .await;
+        let now = state.clock.now();
+        let pruned = state
+            .db
+            .write(|conn| {
+                Box::pin(async move {
+                    let keys = idempotency::prune(conn, now).await?;
+                    let events = outbox::prune(conn, now).await?;
+                    Ok::<_, crate::store::StoreError>((keys, events))
+                })
+            })
+            .await;
         match pruned {
             Ok((keys, events)) if keys + events > 0 => tracing::info!(keys, events, "pruned"),
             Ok(_) => {}

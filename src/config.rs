@@ -4,8 +4,10 @@ use chrono::NaiveTime;
 use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
+use crate::http::WriteQuota;
 use crate::money::Won;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://commerce.db";
@@ -24,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server, the outbox relay and the daily sales job.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the database schema and exit.
     Migrate(DatabaseArgs),
     /// Print a signed token for development.
@@ -48,14 +50,20 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "COMMERCE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// HS256 secret for tokens. Required unless `--demo`.
+    /// HS256 secret for tokens, at least 32 bytes. Required unless `--demo`.
     #[arg(long, env = "COMMERCE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// The secret used before the current one: tokens it signed are still accepted (never
+    /// minted), so keys can be rotated without logging everyone out.
+    #[arg(long, env = "COMMERCE_JWT_PREVIOUS_SECRET", hide_env_values = true)]
+    pub jwt_previous_secret: Option<String>,
     /// Load demo products and coupons and print ready-made tokens.
     #[arg(long)]
     pub demo: bool,
     #[command(flatten)]
     pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
     /// Log format: `text` or `json`.
     #[arg(long, env = "COMMERCE_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -78,6 +86,9 @@ pub struct SettingsArgs {
     /// Largest balance a user may hold, in won.
     #[arg(long, env = "COMMERCE_MAX_BALANCE", default_value_t = 100_000_000, value_parser = clap::value_parser!(i64).range(1..))]
     pub max_balance: i64,
+    /// How long after placing it a user may cancel an order (admins have no limit).
+    #[arg(long, env = "COMMERCE_ORDER_CANCEL_WINDOW", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub order_cancel_window: Duration,
     /// Local time of day at which the daily sales job runs.
     #[arg(long, env = "COMMERCE_DAILY_JOB_AT", default_value = "00:05", value_parser = parse_time)]
     pub daily_job_at: NaiveTime,
@@ -88,12 +99,38 @@ pub struct SettingsArgs {
     /// them at once).
     #[arg(long, env = "COMMERCE_PRODUCT_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub product_cache_ttl: Duration,
+    /// Writes one user may make per second on this instance (charges, coupon issues, orders,
+    /// cancels); `0` turns the limit off.
+    #[arg(long, env = "COMMERCE_USER_WRITES_PER_SECOND", default_value_t = 10)]
+    pub user_writes_per_second: u32,
+    /// Writes one user may make at once before the per-second rate applies.
+    #[arg(long, env = "COMMERCE_USER_WRITE_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub user_write_burst: u32,
     /// NATS server for order events (JetStream). Without it events are delivered in-process.
     #[arg(long, env = "COMMERCE_NATS_URL")]
     pub nats_url: Option<String>,
     /// JetStream stream and subject prefix for order events.
     #[arg(long, env = "COMMERCE_NATS_STREAM", default_value = "COMMERCE")]
     pub nats_stream: String,
+}
+
+/// Timeouts and limits at the HTTP edge.
+#[derive(Debug, Clone, Args)]
+pub struct EdgeArgs {
+    /// A connection must deliver a complete request head within this time of opening or of
+    /// its previous response, so idle keep-alive connections are closed after it too.
+    #[arg(long, env = "COMMERCE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub header_timeout: Duration,
+    /// Longest pause allowed while a request body arrives.
+    #[arg(long, env = "COMMERCE_BODY_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub body_timeout: Duration,
+    /// A request not answered within this time is answered `503 UNAVAILABLE`.
+    #[arg(long, env = "COMMERCE_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    pub request_timeout: Duration,
+    /// Most connections served at once (default and ceiling: the open-file limit less a
+    /// reserve for the database, logs and the runtime).
+    #[arg(long, env = "COMMERCE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -116,6 +153,14 @@ fn parse_tz(raw: &str) -> Result<Tz, String> {
         .map_err(|_| format!("unknown time zone `{raw}` (use an IANA name such as Asia/Seoul)"))
 }
 
+fn parse_timeout(raw: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(raw) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("a timeout must be longer than zero".to_owned()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 fn parse_time(raw: &str) -> Result<NaiveTime, String> {
     NaiveTime::parse_from_str(raw, "%H:%M").map_err(|_| format!("expected HH:MM, got `{raw}`"))
 }
@@ -126,6 +171,9 @@ pub struct Settings {
     pub time_zone: Tz,
     pub max_charge: Won,
     pub max_balance: Won,
+    pub order_cancel_window: Duration,
+    /// `None`: writes are not limited.
+    pub user_write_quota: Option<WriteQuota>,
     pub daily_job_at: NaiveTime,
     pub popular_cache_ttl: Duration,
     pub product_cache_ttl: Duration,
@@ -140,6 +188,11 @@ impl Default for Settings {
             time_zone: chrono_tz::Asia::Seoul,
             max_charge: Won(1_000_000),
             max_balance: Won(100_000_000),
+            order_cancel_window: Duration::from_secs(7 * 24 * 3600),
+            user_write_quota: Some(WriteQuota {
+                per_second: NonZeroU32::new(10).expect("not zero"),
+                burst: NonZeroU32::new(20).expect("not zero"),
+            }),
             daily_job_at: NaiveTime::from_hms_opt(0, 5, 0).expect("valid time"),
             popular_cache_ttl: Duration::from_secs(1),
             product_cache_ttl: Duration::from_secs(1),
@@ -155,11 +208,52 @@ impl From<SettingsArgs> for Settings {
             time_zone: args.time_zone,
             max_charge: Won(args.max_charge),
             max_balance: Won(args.max_balance),
+            order_cancel_window: args.order_cancel_window,
+            user_write_quota: NonZeroU32::new(args.user_writes_per_second).map(|per_second| {
+                WriteQuota {
+                    per_second,
+                    burst: NonZeroU32::new(args.user_write_burst).expect("parsed as 1.."),
+                }
+            }),
             daily_job_at: args.daily_job_at,
             popular_cache_ttl: args.popular_cache_ttl,
             product_cache_ttl: args.product_cache_ttl,
             nats_url: args.nats_url,
             nats_stream: args.nats_stream,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_settings(flags: &[&str]) -> Settings {
+        let cli = Cli::try_parse_from(["commerce", "serve"].iter().chain(flags)).expect("parses");
+        match cli.command {
+            Command::Serve(serve) => serve.settings.into(),
+            _ => unreachable!("a serve command"),
+        }
+    }
+
+    #[test]
+    fn the_write_limit_flags_default_to_the_documented_quota() {
+        assert_eq!(
+            serve_settings(&[]).user_write_quota,
+            Settings::default().user_write_quota
+        );
+        let quota = serve_settings(&["--user-writes-per-second", "3", "--user-write-burst", "7"])
+            .user_write_quota
+            .expect("on");
+        assert_eq!((quota.per_second.get(), quota.burst.get()), (3, 7));
+    }
+
+    #[test]
+    fn zero_writes_per_second_turns_the_limit_off() {
+        assert_eq!(
+            serve_settings(&["--user-writes-per-second", "0"]).user_write_quota,
+            None
+        );
+        assert!(Cli::try_parse_from(["commerce", "serve", "--user-write-burst", "0"]).is_err());
     }
 }

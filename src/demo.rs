@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::app::AppState;
 use crate::coupon::{self, DiscountType, NewCoupon};
-use crate::db::DbError;
 use crate::ids::UserId;
+use crate::page::PageRequest;
 use crate::product::{self, NewProduct};
 
 const DEMO_USER: i64 = 1;
@@ -30,42 +30,32 @@ const PRODUCTS: &[(&str, i64, i64)] = &[
     ("Limited sneakers (flash sale)", 159_000, 10),
 ];
 
-/// Loads the demo catalogue once: rows are matched by name, so restarting with `--demo` adds
-/// nothing twice.
-pub async fn load(state: &Arc<AppState>) -> Result<(), DbError> {
+/// Loads the demo catalogue into an empty shop, through the same services as the admin API;
+/// restarting with `--demo` adds nothing twice.
+pub async fn load(state: &Arc<AppState>) -> anyhow::Result<()> {
+    let first = PageRequest {
+        limit: 1,
+        after: None,
+    };
+    if !product::list(&state.db, first).await?.items.is_empty() {
+        return Ok(());
+    }
     for &(name, price, stock) in PRODUCTS {
-        if !exists(state, "products", name).await? {
-            let new = NewProduct {
-                name: name.to_owned(),
-                price,
-                stock,
-            };
-            product::create(&state.db, state.clock.as_ref(), new)
-                .await
-                .map_err(|e| DbError::Corrupt(e.to_string()))?;
-        }
+        let new = NewProduct {
+            name: name.to_owned(),
+            price,
+            stock,
+        };
+        product::create(&state.db, state.clock.as_ref(), new).await?;
     }
     for (name, discount_type, discount_value, total_quantity) in [
         ("Welcome 5,000 won off", DiscountType::Fixed, 5000, 1000),
         ("Flash sale 10% off", DiscountType::Rate, 10, 100),
     ] {
-        if !exists(state, "coupons", name).await? {
-            let new = demo_coupon(name, discount_type, discount_value, total_quantity);
-            coupon::create(&state.db, state.clock.as_ref(), new)
-                .await
-                .map_err(|e| DbError::Corrupt(e.to_string()))?;
-        }
+        let new = demo_coupon(name, discount_type, discount_value, total_quantity);
+        coupon::create(&state.db, state.clock.as_ref(), new).await?;
     }
     Ok(())
-}
-
-async fn exists(state: &AppState, table: &str, name: &str) -> Result<bool, DbError> {
-    let found: Option<i64> =
-        sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE name = $1 LIMIT 1"))
-            .bind(name)
-            .fetch_optional(state.db.reader())
-            .await?;
-    Ok(found.is_some())
 }
 
 fn demo_coupon(

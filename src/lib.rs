@@ -3,11 +3,12 @@
 
 pub mod app;
 pub mod balance;
+pub mod bounds;
 pub mod clock;
 pub mod config;
 pub mod coupon;
-pub mod db;
 pub mod demo;
+pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
@@ -17,3 +18,4 @@ pub mod outbox;
 pub mod page;
 pub mod platform;
 pub mod product;
+pub mod store;

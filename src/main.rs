@@ -1,12 +1,12 @@
 use clap::Parser;
 use commerce::config::{Cli, Command};
-use commerce::db::Db;
 use commerce::ids::UserId;
+use commerce::store::Db;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve(args) => commerce::app::serve(args).await,
+        Command::Serve(args) => commerce::app::serve(*args).await,
         Command::Migrate(args) => {
             let db = Db::connect(&args.database_url, args.db_max_connections).await?;
             db.migrate().await?;
@@ -15,6 +15,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(args) => {
+            if let Some(problem) = commerce::http::auth::weak_secret(&args.jwt_secret) {
+                anyhow::bail!("COMMERCE_JWT_SECRET {problem}");
+            }
             let user = UserId::new(args.user).expect("clap checked the range");
             println!(
                 "{}",

@@ -14,7 +14,7 @@ use crate::report::{self, Ceiling, Row, Subject};
 use crate::scenario::{self, Outcome, Scenario};
 use crate::server::{RssSampler, Server};
 
-const SECRET: &str = "loadgen-bench-secret";
+const SECRET: &str = "loadgen-bench-secret-32-bytes-long";
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<bool> {
     let bin = server_binary(args.server_bin.as_deref())?;

@@ -5,10 +5,11 @@
 use commerce::app::AppState;
 use commerce::clock::SystemClock;
 use commerce::config::Settings;
-use commerce::db::Db;
 use commerce::http::Problem;
+use commerce::idempotency::Outcome;
 use commerce::ids::UserId;
 use commerce::order::{self, OrderRequest};
+use commerce::store::Db;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -60,19 +61,22 @@ impl Worker for OrderWorker {
         let product = self.products[self.rng.random_range(0..self.products.len())];
         let user = UserId::new(user).expect("loadgen user ids are positive");
         let request = OrderRequest::parse(vec![(product, 1)], None).expect("a valid order");
-        Some(match order::place(&self.state, user, request, None).await {
-            Ok(_) => Answer {
-                status: 201,
-                code: None,
-            },
-            // The HTTP layer's own mapping, so both runs count alike.
-            Err(error) => {
-                let problem = Problem::from(error);
-                Answer {
-                    status: problem.status.as_u16(),
-                    code: Some(problem.code.to_owned()),
+        // No key, so nothing is rendered for storing.
+        Some(
+            match order::place(&self.state, user, request, None, |_| None).await {
+                Outcome::Fresh(Ok(_)) | Outcome::Replayed(_) => Answer {
+                    status: 201,
+                    code: None,
+                },
+                // The HTTP layer's own mapping, so both runs count alike.
+                Outcome::Fresh(Err(error)) => {
+                    let problem = Problem::from(error);
+                    Answer {
+                        status: problem.status.as_u16(),
+                        code: Some(problem.code.to_owned()),
+                    }
                 }
-            }
-        })
+            },
+        )
     }
 }

@@ -96,20 +96,8 @@ impl LoadArgs {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-}
+/// The project's one backend type.
+pub use commerce::store::Backend;
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {

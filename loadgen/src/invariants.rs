@@ -1,5 +1,5 @@
 //! What the successful responses said happened, and the checks that the server's state agrees:
-//! no oversell, no more coupons than the campaign has, balance = charges - payments.
+//! no oversell, no more coupons than the campaign has, balance = charges - payments + refunds.
 
 use anyhow::Context;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -21,6 +21,7 @@ pub struct Ledger {
     sold: HashMap<i64, i64>,
     charged: HashMap<i64, i64>,
     paid: HashMap<i64, i64>,
+    refunded: HashMap<i64, i64>,
     issued: i64,
 }
 
@@ -37,6 +38,15 @@ impl Ledger {
         *self.paid.entry(user).or_default() += order["paid_amount"].as_i64().unwrap_or(0);
     }
 
+    /// A 200 cancellation: the order's lines went back to the stock, its `paid_amount` back to
+    /// the balance.
+    pub fn cancelled(&mut self, user: i64, lines: &[(i64, i64)], order: &Value) {
+        for (product, quantity) in lines {
+            *self.sold.entry(*product).or_default() -= quantity;
+        }
+        *self.refunded.entry(user).or_default() += order["paid_amount"].as_i64().unwrap_or(0);
+    }
+
     pub fn issued(&mut self) {
         self.issued += 1;
     }
@@ -46,6 +56,7 @@ impl Ledger {
             (&mut self.sold, &other.sold),
             (&mut self.charged, &other.charged),
             (&mut self.paid, &other.paid),
+            (&mut self.refunded, &other.refunded),
         ] {
             for (key, n) in theirs {
                 *mine.entry(*key).or_default() += n;
@@ -59,7 +70,8 @@ impl Ledger {
     }
 
     pub fn balance_of(&self, user: i64) -> i64 {
-        self.charged.get(&user).copied().unwrap_or(0) - self.paid.get(&user).copied().unwrap_or(0)
+        let of = |map: &HashMap<i64, i64>| map.get(&user).copied().unwrap_or(0);
+        of(&self.charged) - of(&self.paid) + of(&self.refunded)
     }
 
     pub fn issued_count(&self) -> i64 {
@@ -223,7 +235,9 @@ async fn balances(api: &Api, fixture: &Fixture, ledger: &Ledger) -> anyhow::Resu
             Ok((balance != expected).then(|| {
                 check(
                     false,
-                    format!("user {user}: balance {balance}, charges - payments = {expected}"),
+                    format!(
+                        "user {user}: balance {balance}, charges - payments + refunds = {expected}"
+                    ),
                 )
             }))
         })
@@ -231,7 +245,10 @@ async fn balances(api: &Api, fixture: &Fixture, ledger: &Ledger) -> anyhow::Resu
         .await?;
     let summary = check(
         wrong.is_empty(),
-        format!("{} users: balance = charges - payments", sample.len()),
+        format!(
+            "{} users: balance = charges - payments + refunds",
+            sample.len()
+        ),
     );
     Ok(wrong.into_iter().chain([summary]).collect())
 }

@@ -32,6 +32,9 @@ impl Server {
             .env("COMMERCE_JWT_SECRET", secret)
             .env("COMMERCE_DB_MAX_CONNECTIONS", db_connections.to_string())
             .env("RUST_LOG", "warn")
+            // The bench measures throughput: its simulated users write faster than the per-user
+            // limit allows a real one to.
+            .env("COMMERCE_USER_WRITES_PER_SECOND", "0")
             // The in-process relay: the bench measures this server, not a NATS deployment.
             .env_remove("COMMERCE_NATS_URL")
             .stdout(Stdio::null())

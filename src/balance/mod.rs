@@ -2,9 +2,8 @@
 
 mod routes;
 mod service;
-mod store;
 
-pub use routes::routes;
+pub use routes::{document_max_charge, routes};
 pub use service::{
     balance_of, charge, history, pay, BalanceError, BalanceView, ChargeReceipt, HistoryEntry,
     Limits,

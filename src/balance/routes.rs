@@ -1,4 +1,6 @@
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -7,8 +9,11 @@ use utoipa_axum::routes;
 
 use super::service::{self, BalanceView, ChargeReceipt, HistoryEntry, Limits};
 use crate::app::AppState;
-use crate::http::extract::PageParams;
-use crate::http::{AuthUser, IdempotencyHeader, Json, ProblemBody};
+use crate::bounds;
+use crate::http::answer::{render, respond};
+use crate::http::extract::{IdempotencyKeyParam, PageParams};
+use crate::http::responses::{BodyFaults, RateLimited, Unauthorized, Unavailable};
+use crate::http::{AuthUser, IdempotencyHeader, Json, ProblemBody, WriteUser};
 use crate::page::{Page, PageRequest};
 
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -20,10 +25,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
 
 /// The caller's balance (0 for a user who never charged).
 #[utoipa::path(get, path = "/me/balance", tag = "balance", security(("bearer" = [])),
-    responses(
-        (status = 200, body = BalanceView),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = BalanceView), Unauthorized, Unavailable))]
 async fn get_balance(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
@@ -33,44 +35,72 @@ async fn get_balance(
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ChargeRequest {
-    /// Won to add: 1..=the per-charge maximum (default 1,000,000).
-    #[schema(example = 5000, minimum = 1)]
+pub(crate) struct ChargeRequest {
+    /// Won to add: 1..=the per-charge maximum (setting `COMMERCE_MAX_CHARGE`; the served
+    /// document states the running server's value).
+    #[schema(schema_with = charge_amount)]
     amount: i64,
+}
+
+fn charge_amount() -> utoipa::openapi::Object {
+    bounds::described(
+        bounds::int::<1, { i64::MAX }>(),
+        "Won to add, 1..=the per-charge maximum (COMMERCE_MAX_CHARGE).",
+    )
+}
+
+/// The served document states the running server's per-charge maximum.
+pub fn document_max_charge(openapi: &mut utoipa::openapi::OpenApi, max_charge: i64) {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    let schema = openapi
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("ChargeRequest"));
+    if let Some(RefOr::T(Schema::Object(request))) = schema {
+        if let Some(RefOr::T(Schema::Object(amount))) = request.properties.get_mut("amount") {
+            amount.maximum = Some(max_charge.into());
+            return;
+        }
+    }
+    panic!("ChargeRequest.amount is not in the OpenAPI document");
 }
 
 /// Charge the caller's balance. Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/me/balance/charges", tag = "balance", security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII; a retry with the same key and body replays the first response")),
+    params(IdempotencyKeyParam),
     request_body = ChargeRequest,
     responses(
         (status = 200, body = ChargeReceipt),
-        (status = 400, description = "INVALID_AMOUNT or VALIDATION_FAILED", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "INVALID_AMOUNT (out of range) or VALIDATION_FAILED (malformed body or header)", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthorized,
+        RateLimited,
         (status = 409, description = "BALANCE_LIMIT_EXCEEDED", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used with another body", body = ProblemBody, content_type = "application/problem+json"),
+        BodyFaults,
+        Unavailable,
     ))]
 async fn charge(
     State(app): State<Arc<AppState>>,
-    AuthUser(user): AuthUser,
+    WriteUser(user): WriteUser,
     IdempotencyHeader(key): IdempotencyHeader,
     Json(request): Json<ChargeRequest>,
-) -> Result<Json<ChargeReceipt>, crate::http::Problem> {
+) -> Response {
     let limits = Limits {
         max_charge: app.settings.max_charge,
         max_balance: app.settings.max_balance,
     };
-    Ok(Json(
-        service::charge(
-            &app.db,
-            app.clock.as_ref(),
-            limits,
-            user,
-            request.amount,
-            key,
-        )
-        .await?,
-    ))
+    let outcome = service::charge(
+        &app.db,
+        app.clock.as_ref(),
+        limits,
+        user,
+        request.amount,
+        key,
+        |result| render(StatusCode::OK, result),
+    )
+    .await;
+    respond(StatusCode::OK, outcome)
 }
 
 /// The caller's balance history, newest first.
@@ -78,8 +108,9 @@ async fn charge(
     params(PageParams),
     responses(
         (status = 200, body = Page<HistoryEntry>),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "VALIDATION_FAILED: a bad `limit` or `cursor`", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthorized,
+        Unavailable,
     ))]
 async fn history(
     State(app): State<Arc<AppState>>,

@@ -1,18 +1,18 @@
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
+use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
 
-use super::store;
-use crate::clock::{from_micros, Clock};
-use crate::db::{Db, DbError, Transient};
-use crate::idempotency::{self, Attempt, IdempotencyError, IdempotencyKey, Rejection};
+use crate::clock::Clock;
+use crate::idempotency::{self, Attempt, IdempotencyError, IdempotencyKey, Outcome, Render};
 use crate::ids::{OrderId, UserId};
 use crate::money::Won;
 use crate::page::{Page, PageRequest};
+pub use crate::store::balance::EntryKind;
+use crate::store::balance::HistoryRow;
+use crate::store::{Conn, Db, StoreError, StoreFault};
 
-#[derive(Debug, Error, Serialize, Deserialize)]
+#[derive(Debug, Error)]
 pub enum BalanceError {
     #[error("amount must be a whole number of won between 1 and {max}, got {amount}")]
     InvalidAmount { amount: i64, max: i64 },
@@ -20,23 +20,16 @@ pub enum BalanceError {
     LimitExceeded { balance: i64, charge: i64, max: i64 },
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
-    #[serde(skip)]
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] StoreError),
 }
 
-impl Transient for BalanceError {
-    fn is_transient(&self) -> bool {
-        matches!(self, BalanceError::Db(e) if e.is_transient())
-    }
-}
-
-impl Rejection for BalanceError {
-    fn is_rejection(&self) -> bool {
-        matches!(
-            self,
-            BalanceError::InvalidAmount { .. } | BalanceError::LimitExceeded { .. }
-        )
+impl StoreFault for BalanceError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            BalanceError::Db(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
@@ -55,7 +48,7 @@ pub struct BalanceView {
     pub balance: Won,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ChargeReceipt {
     #[schema(value_type = i64, example = 7)]
     pub user_id: i64,
@@ -69,30 +62,6 @@ pub struct ChargeReceipt {
     pub history_id: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum EntryKind {
-    Charge,
-    Payment,
-}
-
-impl EntryKind {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::Charge => "CHARGE",
-            EntryKind::Payment => "PAYMENT",
-        }
-    }
-
-    pub(super) fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "CHARGE" => Some(EntryKind::Charge),
-            "PAYMENT" => Some(EntryKind::Payment),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryEntry {
     pub id: i64,
@@ -104,8 +73,7 @@ pub struct HistoryEntry {
 }
 
 pub async fn balance_of(db: &Db, user: UserId) -> Result<BalanceView, BalanceError> {
-    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
-    let balance = store::balance(&mut conn, user).await?;
+    let balance = db.read().await?.balance(user).await?;
     Ok(BalanceView {
         user_id: user,
         balance,
@@ -120,28 +88,29 @@ pub async fn charge(
     user: UserId,
     amount: i64,
     key: Option<IdempotencyKey>,
-) -> Result<ChargeReceipt, BalanceError> {
+    render: Render<ChargeReceipt, BalanceError>,
+) -> Outcome<ChargeReceipt, BalanceError> {
     let attempt = key.map(|key| Attempt::new(user, key, "POST /me/balance/charges", &amount));
-    let now = crate::clock::to_micros(clock.now());
+    let now = clock.now();
     db.write(move |conn| {
         let attempt = attempt.clone();
         Box::pin(async move {
-            idempotency::once(conn, attempt.as_ref(), now, move |conn| {
-                Box::pin(async move { credit(conn, limits, user, amount, now).await })
+            idempotency::once(conn, attempt.as_ref(), now, render, move |conn| {
+                Box::pin(credit(conn, limits, user, amount, now))
             })
             .await
         })
     })
     .await
-    .and_then(|outcome| outcome)
+    .into()
 }
 
 async fn credit(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Conn,
     limits: Limits,
     user: UserId,
     amount: i64,
-    now: i64,
+    now: DateTime<Utc>,
 ) -> Result<ChargeReceipt, BalanceError> {
     if !(1..=limits.max_charge.get()).contains(&amount) {
         return Err(BalanceError::InvalidAmount {
@@ -149,9 +118,11 @@ async fn credit(
             max: limits.max_charge.get(),
         });
     }
-    let charged = store::charge(conn, user, amount, limits.max_balance.get(), now).await?;
+    let charged = conn
+        .charge(user, Won(amount), limits.max_balance, now)
+        .await?;
     let Some((balance, history_id)) = charged else {
-        let balance = store::balance(conn, user).await?.get();
+        let balance = conn.balance(user).await?.get();
         return Err(BalanceError::LimitExceeded {
             balance,
             charge: amount,
@@ -160,7 +131,7 @@ async fn credit(
     };
     Ok(ChargeReceipt {
         user_id: user.get(),
-        balance,
+        balance: balance.get(),
         charged: amount,
         history_id,
     })
@@ -170,18 +141,18 @@ async fn credit(
 /// row. Returns the balance left, or `Err(balance)` with the current balance when it is short.
 /// A zero amount (an order fully paid by a coupon) changes nothing.
 pub async fn pay(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Conn,
     user: UserId,
     amount: Won,
     order: OrderId,
-    now: i64,
-) -> Result<Result<Won, Won>, DbError> {
+    now: DateTime<Utc>,
+) -> Result<Result<Won, Won>, StoreError> {
     if amount == Won::ZERO {
-        return Ok(Ok(store::balance(conn, user).await?));
+        return Ok(Ok(conn.balance(user).await?));
     }
-    match store::pay(conn, user, amount.get(), order.get(), now).await? {
-        Some(balance) => Ok(Ok(Won(balance))),
-        None => Ok(Err(store::balance(conn, user).await?)),
+    match conn.pay(user, amount, order, now).await? {
+        Some(balance) => Ok(Ok(balance)),
+        None => Ok(Err(conn.balance(user).await?)),
     }
 }
 
@@ -190,18 +161,20 @@ pub async fn history(
     user: UserId,
     page: PageRequest,
 ) -> Result<Page<HistoryEntry>, BalanceError> {
-    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
-    let rows = store::history(&mut conn, user, page).await?;
-    let entries = rows
-        .into_iter()
-        .map(|row| HistoryEntry {
+    let rows = db.read().await?.history(user, page).await?;
+    let entries = rows.into_iter().map(HistoryEntry::from).collect();
+    Ok(Page::from_rows(entries, page, |entry| entry.id))
+}
+
+impl From<HistoryRow> for HistoryEntry {
+    fn from(row: HistoryRow) -> Self {
+        HistoryEntry {
             id: row.id,
             kind: row.kind,
             amount: row.amount,
             balance_after: row.balance_after,
             order_id: row.order_id,
-            created_at: from_micros(row.created_at),
-        })
-        .collect();
-    Ok(Page::from_rows(entries, page, |entry| entry.id))
+            created_at: row.created_at,
+        }
+    }
 }

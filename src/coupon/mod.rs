@@ -3,7 +3,6 @@
 
 mod routes;
 mod service;
-mod store;
 
 pub use routes::routes;
 pub use service::{

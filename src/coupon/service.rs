@@ -1,22 +1,24 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
 use std::collections::HashSet;
 use std::sync::RwLock;
 use thiserror::Error;
 use utoipa::ToSchema;
 
-use super::store;
-use crate::clock::{to_micros, Clock};
-use crate::db::{Db, DbError, Transient};
+use crate::bounds;
+use crate::clock::Clock;
 use crate::ids::{CouponId, OrderId, UserCouponId, UserId};
 use crate::money::Won;
 use crate::page::{Page, PageRequest};
+pub use crate::store::coupon::DiscountType;
+use crate::store::coupon::{CouponRow, NewCouponRow, TermsRow, UserCouponRow};
+use crate::store::{Conn, Db, StoreError, StoreFault};
 
-const MAX_NAME_CHARS: usize = 200;
-const MAX_QUANTITY: i64 = 100_000_000;
-const MAX_VALID_DAYS: i64 = 3650;
-const MAX_AMOUNT: i64 = 1_000_000_000_000;
+pub const MAX_QUANTITY: i64 = 100_000_000;
+pub const MAX_VALID_DAYS: i64 = 3650;
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+/// A RATE coupon takes at most 100 % off.
+pub const MAX_RATE: i64 = 100;
 
 #[derive(Debug, Error)]
 pub enum CouponError {
@@ -31,43 +33,19 @@ pub enum CouponError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] StoreError),
 }
 
-impl Transient for CouponError {
-    fn is_transient(&self) -> bool {
-        matches!(self, CouponError::Db(e) if e.is_transient())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum DiscountType {
-    /// `discount_value` won off.
-    Fixed,
-    /// `discount_value` percent off, rounded down.
-    Rate,
-}
-
-impl DiscountType {
-    pub(super) fn as_str(self) -> &'static str {
+impl StoreFault for CouponError {
+    fn store_error(&self) -> Option<&StoreError> {
         match self {
-            DiscountType::Fixed => "FIXED",
-            DiscountType::Rate => "RATE",
-        }
-    }
-
-    pub(super) fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "FIXED" => Some(DiscountType::Fixed),
-            "RATE" => Some(DiscountType::Rate),
+            CouponError::Db(e) => Some(e),
             _ => None,
         }
     }
 }
 
-/// What a coupon takes off an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Terms {
     pub discount_type: DiscountType,
     pub discount_value: i64,
@@ -91,7 +69,7 @@ impl Terms {
 }
 
 /// A coupon campaign.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Coupon {
     #[schema(value_type = i64)]
     pub id: CouponId,
@@ -107,7 +85,7 @@ pub struct Coupon {
     pub valid_days: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum UserCouponStatus {
     Available,
@@ -116,7 +94,7 @@ pub enum UserCouponStatus {
 }
 
 /// A coupon issued to a user.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserCoupon {
     #[schema(value_type = i64)]
     pub id: UserCouponId,
@@ -129,25 +107,73 @@ pub struct UserCoupon {
     pub used_at: Option<DateTime<Utc>>,
 }
 
+impl From<TermsRow> for Terms {
+    fn from(row: TermsRow) -> Self {
+        Terms {
+            discount_type: row.discount_type,
+            discount_value: row.discount_value,
+            min_order_amount: Won(row.min_order_amount),
+        }
+    }
+}
+
+impl From<CouponRow> for Coupon {
+    fn from(row: CouponRow) -> Self {
+        Coupon {
+            id: row.id,
+            name: row.name,
+            discount_type: row.discount_type,
+            discount_value: row.discount_value,
+            min_order_amount: row.min_order_amount,
+            total_quantity: row.total_quantity,
+            issued_quantity: row.issued_quantity,
+            remaining_quantity: row.total_quantity - row.issued_quantity,
+            issue_starts_at: row.issue_starts_at,
+            issue_ends_at: row.issue_ends_at,
+            valid_days: row.valid_days,
+        }
+    }
+}
+
+impl UserCoupon {
+    /// The issued coupon with its status at `now`.
+    fn at(row: UserCouponRow, now: DateTime<Utc>) -> Self {
+        let status = match row.used_at {
+            Some(_) => UserCouponStatus::Used,
+            None if row.expires_at <= now => UserCouponStatus::Expired,
+            None => UserCouponStatus::Available,
+        };
+        UserCoupon {
+            id: row.id,
+            coupon_id: row.coupon.id,
+            coupon: row.coupon.into(),
+            status,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+            used_at: row.used_at,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCoupon {
-    /// 1..=200 characters, not blank.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    /// 1..=200 characters, not blank, no control characters.
+    #[schema(schema_with = bounds::name)]
     pub name: String,
     pub discount_type: DiscountType,
-    /// FIXED: won off (≥ 1). RATE: percent off (1..=100).
-    #[schema(minimum = 1)]
+    /// FIXED: won off (1..=1,000,000,000,000). RATE: percent off (1..=100).
+    #[schema(schema_with = bounds::int::<1, MAX_AMOUNT>)]
     pub discount_value: i64,
     /// How many can be issued in all (1..=100,000,000).
-    #[schema(minimum = 1, maximum = 100_000_000)]
+    #[schema(schema_with = bounds::int::<1, MAX_QUANTITY>)]
     pub total_quantity: i64,
     /// An issued coupon expires this many days after issue (1..=3650).
-    #[schema(minimum = 1, maximum = 3650)]
+    #[schema(schema_with = bounds::int::<1, MAX_VALID_DAYS>)]
     pub valid_days: i64,
-    /// Compared with the order total before discount (default 0).
+    /// Compared with the order total before discount (0..=1,000,000,000,000, default 0).
     #[serde(default)]
-    #[schema(minimum = 0)]
+    #[schema(schema_with = bounds::int::<0, MAX_AMOUNT>)]
     pub min_order_amount: i64,
     /// Issuing opens at this instant (RFC 3339 with offset; null: open now).
     pub issue_starts_at: Option<DateTime<FixedOffset>>,
@@ -158,21 +184,17 @@ pub struct NewCoupon {
 impl NewCoupon {
     fn validate(&self) -> Result<(), CouponError> {
         let invalid = |m: String| Err(CouponError::Invalid(m));
-        if self.name.trim().is_empty() || self.name.chars().count() > MAX_NAME_CHARS {
-            return invalid(format!(
-                "name must be 1 to {MAX_NAME_CHARS} characters and not blank"
-            ));
-        }
+        bounds::check_name(&self.name).map_err(CouponError::Invalid)?;
         match self.discount_type {
             DiscountType::Fixed if !(1..=MAX_AMOUNT).contains(&self.discount_value) => {
                 return invalid(format!(
                     "a FIXED discount_value must be between 1 and {MAX_AMOUNT} won"
                 ))
             }
-            DiscountType::Rate if !(1..=100).contains(&self.discount_value) => {
-                return invalid(
-                    "a RATE discount_value must be a percentage between 1 and 100".to_owned(),
-                )
+            DiscountType::Rate if !(1..=MAX_RATE).contains(&self.discount_value) => {
+                return invalid(format!(
+                    "a RATE discount_value must be a percentage between 1 and {MAX_RATE}"
+                ))
             }
             _ => {}
         }
@@ -200,20 +222,41 @@ impl NewCoupon {
 
 pub async fn create(db: &Db, clock: &dyn Clock, new: NewCoupon) -> Result<Coupon, CouponError> {
     new.validate()?;
-    let now = to_micros(clock.now());
+    let now = clock.now();
     let new = std::sync::Arc::new(new);
     db.write(move |conn| {
         let new = new.clone();
-        Box::pin(async move { Ok(store::insert(conn, &new, now).await?) })
+        Box::pin(async move {
+            let row = NewCouponRow {
+                name: new.name.trim(),
+                discount_type: new.discount_type,
+                discount_value: new.discount_value,
+                min_order_amount: new.min_order_amount,
+                total_quantity: new.total_quantity,
+                issue_starts_at: new.issue_starts_at.map(|t| t.to_utc()),
+                issue_ends_at: new.issue_ends_at.map(|t| t.to_utc()),
+                valid_days: new.valid_days,
+            };
+            Ok(conn.insert_coupon(&row, now).await?.into())
+        })
     })
     .await
 }
 
 pub async fn get(db: &Db, id: CouponId) -> Result<Coupon, CouponError> {
-    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
-    store::get(&mut conn, id)
-        .await?
-        .ok_or(CouponError::NotFound(id))
+    let row = db.read().await?.coupon(id).await?;
+    row.map(Coupon::from).ok_or(CouponError::NotFound(id))
+}
+
+/// The campaigns a user can be issued at `clock.now()`: window open and some remaining, by id.
+pub async fn list_issuable(
+    db: &Db,
+    clock: &dyn Clock,
+    page: PageRequest,
+) -> Result<Page<Coupon>, CouponError> {
+    let rows = db.read().await?.issuable_coupons(clock.now(), page).await?;
+    let coupons = rows.into_iter().map(Coupon::from).collect();
+    Ok(Page::from_rows(coupons, page, |c: &Coupon| c.id.get()))
 }
 
 /// Coupons known to be sold out. Sold out is permanent — the issued quantity never goes down
@@ -267,8 +310,7 @@ pub async fn issue(
 
 /// A user who holds the coupon still hears so, as on the transactional path.
 async fn refuse_sold_out(db: &Db, user: UserId, id: CouponId) -> Result<UserCoupon, CouponError> {
-    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
-    if store::holds(&mut conn, user, id).await? {
+    if db.read().await?.holds_coupon(user, id).await? {
         Err(CouponError::AlreadyIssued(id))
     } else {
         Err(CouponError::SoldOut(id))
@@ -283,14 +325,24 @@ async fn take_and_record(
 ) -> Result<UserCoupon, CouponError> {
     db.write(move |conn| {
         Box::pin(async move {
-            if store::holds(conn, user, id).await? {
+            if conn.holds_coupon(user, id).await? {
                 return Err(CouponError::AlreadyIssued(id));
             }
-            let Some(coupon) = store::take_one(conn, id, to_micros(now)).await? else {
+            let Some(coupon) = conn.take_coupon(id, now).await? else {
                 return Err(refusal(conn, id, now).await?);
             };
-            match store::insert_user_coupon(conn, user, &coupon, to_micros(now)).await {
-                Ok(issued) => Ok(issued),
+            let expires_at = now + chrono::Duration::days(coupon.valid_days);
+            match conn.insert_user_coupon(user, id, now, expires_at).await {
+                Ok(issued) => Ok(UserCoupon::at(
+                    UserCouponRow {
+                        id: issued,
+                        coupon,
+                        issued_at: now,
+                        expires_at,
+                        used_at: None,
+                    },
+                    now,
+                )),
                 // The unique (user, coupon) index is the last line of defence.
                 Err(e) if e.is_unique_violation() => Err(CouponError::AlreadyIssued(id)),
                 Err(e) => Err(e.into()),
@@ -302,11 +354,11 @@ async fn take_and_record(
 
 /// Why the guarded update took nothing.
 async fn refusal(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Conn,
     id: CouponId,
     now: DateTime<Utc>,
-) -> Result<CouponError, DbError> {
-    let Some(coupon) = store::get(conn, id).await? else {
+) -> Result<CouponError, StoreError> {
+    let Some(coupon) = conn.coupon(id).await? else {
         return Ok(CouponError::NotFound(id));
     };
     Ok(
@@ -327,31 +379,35 @@ pub async fn list_mine(
     user: UserId,
     page: PageRequest,
 ) -> Result<Page<UserCoupon>, CouponError> {
-    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
-    let rows = store::list_user_coupons(&mut conn, user, page, to_micros(clock.now())).await?;
-    Ok(Page::from_rows(rows, page, |c| c.id.get()))
+    let now = clock.now();
+    let rows = db.read().await?.user_coupons(user, page).await?;
+    let coupons = rows
+        .into_iter()
+        .map(|row| UserCoupon::at(row, now))
+        .collect();
+    Ok(Page::from_rows(coupons, page, |c| c.id.get()))
 }
 
 /// The terms of a user coupon that this user may use now; `None` if it is not theirs, is used
 /// or has expired. Read inside the order's transaction; `mark_used` is the guarded step.
 pub async fn terms_for(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Conn,
     user: UserId,
     id: UserCouponId,
     now: DateTime<Utc>,
-) -> Result<Option<Terms>, DbError> {
-    store::usable_terms(conn, user, id, to_micros(now)).await
+) -> Result<Option<Terms>, StoreError> {
+    Ok(conn.usable_terms(user, id, now).await?.map(Terms::from))
 }
 
 /// Marks the coupon used by `order`, only if it is still unused and unexpired; false otherwise.
 pub async fn mark_used(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Conn,
     user: UserId,
     id: UserCouponId,
     order: OrderId,
     now: DateTime<Utc>,
-) -> Result<bool, DbError> {
-    store::mark_used(conn, user, id, order, to_micros(now)).await
+) -> Result<bool, StoreError> {
+    conn.use_coupon(user, id, order, now).await
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use super::problem::Problem;
 use crate::balance::BalanceError;
 use crate::product::ProductError;
 
-impl From<BalanceError> for Problem {
-    fn from(error: BalanceError) -> Self {
+impl From<&BalanceError> for Problem {
+    fn from(error: &BalanceError) -> Self {
         let detail = error.to_string();
         match error {
             BalanceError::InvalidAmount { .. } => {
@@ -16,27 +16,27 @@ impl From<BalanceError> for Problem {
             BalanceError::LimitExceeded { .. } => {
                 Problem::new(StatusCode::CONFLICT, "BALANCE_LIMIT_EXCEEDED", detail)
             }
-            BalanceError::Idempotency(e) => e.into(),
-            BalanceError::Db(e) => e.into(),
+            BalanceError::Idempotency(e) => Problem::from(e),
+            BalanceError::Db(e) => Problem::from(e),
         }
     }
 }
 
-impl From<ProductError> for Problem {
-    fn from(error: ProductError) -> Self {
+impl From<&ProductError> for Problem {
+    fn from(error: &ProductError) -> Self {
         let detail = error.to_string();
         match error {
             ProductError::NotFound(_) => {
                 Problem::new(StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND", detail)
             }
             ProductError::Invalid(_) => Problem::validation(detail),
-            ProductError::Db(e) => e.into(),
+            ProductError::Db(e) => Problem::from(e),
         }
     }
 }
 
-impl From<crate::coupon::CouponError> for Problem {
-    fn from(error: crate::coupon::CouponError) -> Self {
+impl From<&crate::coupon::CouponError> for Problem {
+    fn from(error: &crate::coupon::CouponError) -> Self {
         use crate::coupon::CouponError;
         let detail = error.to_string();
         match error {
@@ -53,13 +53,13 @@ impl From<crate::coupon::CouponError> for Problem {
                 Problem::new(StatusCode::CONFLICT, "COUPON_NOT_ISSUABLE", detail)
             }
             CouponError::Invalid(_) => Problem::validation(detail),
-            CouponError::Db(e) => e.into(),
+            CouponError::Db(e) => Problem::from(e),
         }
     }
 }
 
-impl From<crate::order::OrderError> for Problem {
-    fn from(error: crate::order::OrderError) -> Self {
+impl From<&crate::order::OrderError> for Problem {
+    fn from(error: &crate::order::OrderError) -> Self {
         use crate::order::OrderError;
         let detail = error.to_string();
         let code = error.code();
@@ -70,21 +70,39 @@ impl From<crate::order::OrderError> for Problem {
             }
             OrderError::OutOfStock { .. }
             | OrderError::CouponNotUsable(..)
-            | OrderError::InsufficientBalance { .. } => {
-                Problem::new(StatusCode::CONFLICT, code, detail)
-            }
-            OrderError::Idempotency(e) => e.into(),
-            OrderError::Db(e) => e.into(),
+            | OrderError::InsufficientBalance { .. }
+            | OrderError::NotCancellable(..) => Problem::new(StatusCode::CONFLICT, code, detail),
+            OrderError::Idempotency(e) => Problem::from(e),
+            OrderError::Db(e) => Problem::from(e),
         }
     }
 }
 
-impl From<crate::platform::PlatformError> for Problem {
-    fn from(error: crate::platform::PlatformError) -> Self {
+impl From<&crate::platform::PlatformError> for Problem {
+    fn from(error: &crate::platform::PlatformError) -> Self {
         use crate::platform::PlatformError;
         match error {
-            PlatformError::Invalid(detail) => Problem::validation(detail),
-            PlatformError::Db(e) => e.into(),
+            PlatformError::Invalid(detail) => Problem::validation(detail.clone()),
+            PlatformError::Db(e) => Problem::from(e),
         }
     }
 }
+
+/// Handlers answer owned errors with `?`.
+macro_rules! by_value {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Problem {
+            fn from(error: $error) -> Self {
+                (&error).into()
+            }
+        }
+    )*};
+}
+
+by_value!(
+    BalanceError,
+    ProductError,
+    crate::coupon::CouponError,
+    crate::order::OrderError,
+    crate::platform::PlatformError
+);

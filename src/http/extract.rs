@@ -8,26 +8,32 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::str::FromStr;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{ObjectBuilder, Required, Type};
 use utoipa::IntoParams;
 
 use super::problem::Problem;
+use crate::bounds::{self, integral_floats_as_integers};
 use crate::idempotency::IdempotencyKey;
-use crate::page::{decode_cursor, PageRequest, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::page::{decode_cursor, PageRequest, CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A JSON body, deserialized strictly (request types deny unknown fields).
+/// A JSON body, deserialized strictly (request types deny unknown fields). Integral floats such
+/// as `15.0` count as integers, as JSON Schema says (see `bounds::integral_floats_as_integers`).
 pub struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_problem(rejection)),
-        }
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(json_problem)?;
+        serde_path_to_error::deserialize(integral_floats_as_integers(value))
+            .map(Json)
+            .map_err(|e| Problem::validation(format!("invalid request body: {e}")))
     }
 }
 
@@ -45,9 +51,11 @@ fn json_problem(rejection: JsonRejection) -> Problem {
             "the request body must be JSON with Content-Type: application/json",
         ),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Problem::validation(format!(
-                "the request body is larger than {MAX_BODY_BYTES} bytes"
-            ))
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "VALIDATION_FAILED",
+                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
         }
         other => Problem::validation(format!("unreadable request body: {}", other.body_text())),
     }
@@ -99,14 +107,44 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 }
 
 /// `?limit=` (1..=100, default 20) and `?cursor=` from a previous page's `next_cursor`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Deserialize)]
 pub struct PageParams {
-    /// Items per page, 1..=100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+impl IntoParams for PageParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let cursor = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(CURSOR_PATTERN));
+        vec![
+            param("limit", ParameterIn::Query, false)
+                .description(Some(format!(
+                    "Items per page, 1..={MAX_LIMIT} (default {DEFAULT_LIMIT})."
+                )))
+                .schema(Some(bounds::int::<1, MAX_LIMIT>()))
+                .build(),
+            param("cursor", ParameterIn::Query, false)
+                .description(Some(
+                    "The `next_cursor` of the previous page (empty: the first page).",
+                ))
+                .schema(Some(cursor))
+                .build(),
+        ]
+    }
+}
+
+fn param(name: &str, location: ParameterIn, required: bool) -> ParameterBuilder {
+    let required = if required {
+        Required::True
+    } else {
+        Required::False
+    };
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(location)
+        .required(required)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
@@ -122,11 +160,35 @@ impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
         }
         let after = match params.cursor.as_deref() {
             None | Some("") => None,
-            Some(cursor) => Some(
-                decode_cursor(cursor).ok_or_else(|| Problem::validation("cursor is not valid"))?,
-            ),
+            Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
+                Problem::validation("cursor must be the next_cursor of a previous page")
+            })?),
         };
         Ok(PageRequest { limit, after })
+    }
+}
+
+/// The most characters an `Idempotency-Key` may have; each is printable ASCII.
+pub use crate::idempotency::MAX_KEY_LEN as IDEMPOTENCY_KEY_MAX_LEN;
+
+/// `Idempotency-Key` as the OpenAPI document states it: 1..=255 printable ASCII characters, not
+/// starting or ending with a space (HTTP drops such spaces on the way, RFC 9110 §5.5).
+pub struct IdempotencyKeyParam;
+
+impl IntoParams for IdempotencyKeyParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(IDEMPOTENCY_KEY_MAX_LEN))
+            .pattern(Some(format!(
+                "^[!-~](?:[ -~]{{0,{}}}[!-~])?$",
+                IDEMPOTENCY_KEY_MAX_LEN - 2
+            )));
+        vec![param("Idempotency-Key", ParameterIn::Header, false)
+            .description(Some("A retry with the same key and body replays the first response; the same key with another body is 422 IDEMPOTENCY_KEY_REUSED."))
+            .schema(Some(schema))
+            .build()]
     }
 }
 
@@ -137,19 +199,37 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
-        let Some(value) = parts.headers.get("idempotency-key") else {
+        let mut values = parts.headers.get_all("idempotency-key").iter();
+        let Some(value) = values.next() else {
             return Ok(IdempotencyHeader(None));
         };
+        let refused = || {
+            Problem::validation(format!(
+                "Idempotency-Key must be one header of 1 to {IDEMPOTENCY_KEY_MAX_LEN} printable ASCII characters"
+            ))
+        };
+        if values.next().is_some() || value.len() > IDEMPOTENCY_KEY_MAX_LEN {
+            return Err(refused());
+        }
         IdempotencyKey::parse(value.as_bytes())
             .map(|key| IdempotencyHeader(Some(key)))
-            .ok_or_else(|| {
-                Problem::validation("Idempotency-Key must be 1 to 255 printable ASCII characters")
-            })
+            .ok_or_else(refused)
     }
 }
 
 impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     fn into_response(self) -> axum::response::Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// A path `{id}`: a positive 64-bit integer.
+pub struct IdParam;
+
+impl IntoParams for IdParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![param("id", ParameterIn::Path, true)
+            .schema(Some(bounds::int::<1, { i64::MAX }>()))
+            .build()]
     }
 }

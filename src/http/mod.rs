@@ -1,16 +1,21 @@
 //! HTTP assembly: the router with every module's routes, middleware, OpenAPI and docs.
 
+pub mod answer;
 pub mod auth;
 mod errors;
 pub mod extract;
 mod metrics;
 mod ops;
 pub mod problem;
+pub mod responses;
+pub mod server;
+mod write_limit;
 
 pub use auth::{Admin, AuthUser, JwtKeys};
 pub use extract::{IdempotencyHeader, Json, PathId, Query};
 pub use metrics::recorder as metrics_recorder;
 pub use problem::{Problem, ProblemBody};
+pub use write_limit::{WriteLimiter, WriteQuota, WriteUser};
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
@@ -54,9 +59,12 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The whole API as an OpenAPI document (also served at `/openapi.json`).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+/// The whole API as an OpenAPI document, as served at `/openapi.json` by a server with these
+/// settings.
+pub fn openapi(settings: &crate::config::Settings) -> utoipa::openapi::OpenApi {
+    let mut openapi = api_routes().split_for_parts().1;
+    crate::balance::document_max_charge(&mut openapi, settings.max_charge.get());
+    openapi
 }
 
 fn api_routes() -> OpenApiRouter<Arc<AppState>> {
@@ -70,7 +78,8 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let (api, openapi) = api_routes().split_for_parts();
+    let (api, mut openapi) = api_routes().split_for_parts();
+    crate::balance::document_max_charge(&mut openapi, state.settings.max_charge.get());
     Router::new()
         .merge(api)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
@@ -95,11 +104,12 @@ async fn unknown_route() -> Problem {
     Problem::not_found("no such route")
 }
 
+/// axum adds the `Allow` header listing the route's methods.
 async fn method_not_allowed() -> Problem {
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "VALIDATION_FAILED",
-        "method not allowed on this route",
+        "METHOD_NOT_ALLOWED",
+        "this route does not take this method; see the Allow header",
     )
 }
 

@@ -16,9 +16,9 @@ pub async fn live() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// The database answers.
+/// The database answers and takes writes.
 pub async fn ready(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, Problem> {
-    match app.db.ping().await {
+    match app.db.ready().await {
         Ok(()) => Ok(Json(
             json!({"status": "ok", "database": app.db.backend().name()}),
         )),
@@ -26,9 +26,10 @@ pub async fn ready(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse
             tracing::warn!(%error, "readiness check failed");
             Err(Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "INTERNAL",
-                "the database is not reachable",
-            ))
+                "UNAVAILABLE",
+                "the database is not reachable or does not take writes",
+            )
+            .retry_after(1))
         }
     }
 }

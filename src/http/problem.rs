@@ -5,8 +5,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::DbError;
 use crate::idempotency::IdempotencyError;
+use crate::store::{Fault, StoreError};
 
 /// An error as the client sees it.
 #[derive(Debug)]
@@ -71,6 +71,11 @@ impl Problem {
         self
     }
 
+    /// The body as sent, for answers that are stored and replayed.
+    pub fn body_json(&self) -> String {
+        serde_json::to_string(&self.body()).expect("problem serializes")
+    }
+
     fn body(&self) -> ProblemBody {
         ProblemBody {
             r#type: format!(
@@ -97,8 +102,7 @@ fn title_of(code: &str) -> String {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.body()).expect("problem serializes");
-        let mut response = (self.status, body).into_response();
+        let mut response = (self.status, self.body_json()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -111,25 +115,34 @@ impl IntoResponse for Problem {
     }
 }
 
-impl From<DbError> for Problem {
-    fn from(error: DbError) -> Self {
-        if error.is_transient() {
-            tracing::warn!(%error, "database busy after retries");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "INTERNAL",
-                "the database is busy; retry shortly",
-            )
-            .retry_after(1)
-        } else {
-            tracing::error!(%error, "database failure");
-            Problem::internal()
-        }
+/// Storage faults never become a 500 unless they are bugs: whatever the database could not do
+/// now is a 503 the client may retry (with the same `Idempotency-Key`, safely).
+impl From<&StoreError> for Problem {
+    fn from(error: &StoreError) -> Self {
+        let detail = match error.fault() {
+            Fault::Transient => "the database stayed busy; retry shortly",
+            Fault::Unavailable => "the database cannot store anything right now; retry shortly",
+            Fault::OutcomeUnknown => {
+                "the database connection broke while committing; retry with the same Idempotency-Key to learn the outcome"
+            }
+            Fault::UniqueViolation | Fault::Bug => {
+                tracing::error!(%error, "storage failure");
+                return Problem::internal();
+            }
+        };
+        tracing::warn!(%error, "storage unavailable");
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", detail).retry_after(1)
     }
 }
 
-impl From<IdempotencyError> for Problem {
-    fn from(error: IdempotencyError) -> Self {
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        (&error).into()
+    }
+}
+
+impl From<&IdempotencyError> for Problem {
+    fn from(error: &IdempotencyError) -> Self {
         match error {
             IdempotencyError::KeyReused => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -1,13 +1,15 @@
 //! Orders and payment (주문 결제): the one place that spans capabilities. One transaction takes
 //! the stock, redeems the coupon, prices the order, debits the balance, stores the order and
-//! records the event for the data platform; any failure leaves no trace.
+//! records the event for the data platform; any failure leaves no trace. Cancelling undoes all
+//! of it in one transaction too.
 
+mod cancel;
 mod pricing;
 mod request;
 mod routes;
 mod service;
-mod store;
 
+pub use cancel::{cancel, Canceller};
 pub use pricing::{price, Pricing};
 pub use request::{OrderRequest, MAX_LINES, MAX_QUANTITY};
 pub use routes::routes;

@@ -1,16 +1,24 @@
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::request::OrderRequest;
+use super::cancel::{self, Canceller};
+use super::request::{OrderRequest, MAX_LINES, MAX_QUANTITY};
 use super::service::{self, Order};
 use crate::app::AppState;
-use crate::http::extract::PageParams;
-use crate::http::{AuthUser, IdempotencyHeader, Json, PathId, Problem, ProblemBody};
+use crate::bounds;
+use crate::http::answer::{render, respond};
+use crate::http::extract::{IdParam, IdempotencyKeyParam, PageParams};
+use crate::http::responses::{BodyFaults, Forbidden, RateLimited, Unauthorized, Unavailable};
+use crate::http::{
+    Admin, AuthUser, IdempotencyHeader, Json, PathId, Problem, ProblemBody, WriteUser,
+};
+use crate::idempotency::IdempotencyKey;
 use crate::ids::OrderId;
 use crate::page::{Page, PageRequest};
 
@@ -19,68 +27,96 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(place_order))
         .routes(routes!(get_order))
         .routes(routes!(my_orders))
+        .routes(routes!(cancel_order))
+        .routes(routes!(admin_cancel_order))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PlaceOrderBody {
     /// 1..=100 lines; repeated products are merged.
-    #[schema(min_items = 1, max_items = 100)]
+    #[schema(schema_with = order_lines)]
     items: Vec<LineBody>,
     /// One of the caller's AVAILABLE coupons.
-    #[schema(minimum = 1)]
+    #[schema(schema_with = user_coupon_id)]
     user_coupon_id: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LineBody {
-    #[schema(minimum = 1)]
+    #[schema(schema_with = bounds::int::<1, { i64::MAX }>)]
     product_id: i64,
     /// 1..=1000.
-    #[schema(minimum = 1, maximum = 1000)]
+    #[schema(schema_with = bounds::int::<1, MAX_QUANTITY>)]
     quantity: i64,
+}
+
+fn order_lines() -> utoipa::openapi::schema::Array {
+    use utoipa::PartialSchema;
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(LineBody::schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_LINES))
+        .description(Some(format!(
+            "1..={MAX_LINES} lines; lines of one product are merged, and the merged quantity is at most {MAX_QUANTITY} too."
+        )))
+        .build()
+}
+
+fn user_coupon_id() -> utoipa::openapi::Object {
+    bounds::described(
+        bounds::int_or_null::<1, { i64::MAX }>(),
+        "One of the caller's AVAILABLE coupons (null or absent: none).",
+    )
 }
 
 /// Order and pay from the balance, optionally with a coupon. Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII; a retry with the same key and body replays the first response")),
+    params(IdempotencyKeyParam),
     request_body = PlaceOrderBody,
     responses(
         (status = 201, body = Order),
-        (status = 400, description = "INVALID_ORDER or VALIDATION_FAILED", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "INVALID_ORDER (no items, over 100 lines, a quantity out of 1..=1000, also per product once lines are merged) or VALIDATION_FAILED (malformed body or header)", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthorized,
+        RateLimited,
         (status = 404, description = "PRODUCT_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "OUT_OF_STOCK, COUPON_NOT_USABLE or INSUFFICIENT_BALANCE", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 503, description = "the database stayed busy; retry after Retry-After", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used with another body", body = ProblemBody, content_type = "application/problem+json"),
+        BodyFaults,
+        Unavailable,
     ))]
 async fn place_order(
     State(app): State<Arc<AppState>>,
-    AuthUser(user): AuthUser,
+    WriteUser(user): WriteUser,
     IdempotencyHeader(key): IdempotencyHeader,
     Json(body): Json<PlaceOrderBody>,
-) -> Result<(StatusCode, Json<Order>), Problem> {
+) -> Response {
     let lines = body
         .items
         .into_iter()
         .map(|l| (l.product_id, l.quantity))
         .collect();
-    let request = OrderRequest::parse(lines, body.user_coupon_id)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(service::place(&app, user, request, key).await?),
-    ))
+    let request = match OrderRequest::parse(lines, body.user_coupon_id) {
+        Ok(request) => request,
+        Err(error) => return Problem::from(error).into_response(),
+    };
+    let outcome = service::place(&app, user, request, key, |result| {
+        render(StatusCode::CREATED, result)
+    })
+    .await;
+    respond(StatusCode::CREATED, outcome)
 }
 
 /// One of the caller's orders (another user's order is not found).
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = [])),
-    params(("id" = i64, Path, minimum = 1)),
+    params(IdParam),
     responses(
         (status = 200, body = Order),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "VALIDATION_FAILED: the id is not a positive 64-bit integer", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 404, description = "ORDER_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
+        Unavailable,
     ))]
 async fn get_order(
     State(app): State<Arc<AppState>>,
@@ -95,8 +131,9 @@ async fn get_order(
     params(PageParams),
     responses(
         (status = 200, body = Page<Order>),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "VALIDATION_FAILED: a bad `limit` or `cursor`", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthorized,
+        Unavailable,
     ))]
 async fn my_orders(
     State(app): State<Arc<AppState>>,
@@ -104,4 +141,59 @@ async fn my_orders(
     page: PageRequest,
 ) -> Result<Json<Page<Order>>, Problem> {
     Ok(Json(service::list_mine(&app.db, user, page).await?))
+}
+
+/// Cancel one of the caller's orders within the cancellation window: stock, coupon and
+/// balance come back, and the sales leave the statistics. Honours `Idempotency-Key`.
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
+    params(IdParam, IdempotencyKeyParam),
+    responses(
+        (status = 200, description = "The order, now CANCELLED", body = Order),
+        (status = 400, description = "VALIDATION_FAILED: the id is not a positive 64-bit integer, or a malformed header", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthorized,
+        RateLimited,
+        (status = 404, description = "ORDER_NOT_FOUND (also another user's order)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "ORDER_NOT_CANCELLABLE: already cancelled, or placed longer ago than the cancellation window", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used with another request", body = ProblemBody, content_type = "application/problem+json"),
+        Unavailable,
+    ))]
+async fn cancel_order(
+    State(app): State<Arc<AppState>>,
+    WriteUser(user): WriteUser,
+    IdempotencyHeader(key): IdempotencyHeader,
+    PathId(id): PathId<OrderId>,
+) -> Response {
+    cancel_as(&app, Canceller::Owner(user), id, key).await
+}
+
+/// Cancel any user's order, whenever it was placed (admin). Honours `Idempotency-Key`.
+#[utoipa::path(post, path = "/admin/orders/{id}/cancel", tag = "admin", security(("bearer" = [])),
+    params(IdParam, IdempotencyKeyParam),
+    responses(
+        (status = 200, description = "The order, now CANCELLED", body = Order),
+        (status = 400, description = "VALIDATION_FAILED: the id is not a positive 64-bit integer, or a malformed header", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
+        (status = 404, description = "ORDER_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "ORDER_NOT_CANCELLABLE: already cancelled", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used with another request", body = ProblemBody, content_type = "application/problem+json"),
+        Unavailable,
+    ))]
+async fn admin_cancel_order(
+    State(app): State<Arc<AppState>>,
+    Admin(admin): Admin,
+    IdempotencyHeader(key): IdempotencyHeader,
+    PathId(id): PathId<OrderId>,
+) -> Response {
+    cancel_as(&app, Canceller::Admin(admin), id, key).await
+}
+
+async fn cancel_as(
+    app: &AppState,
+    by: Canceller,
+    id: OrderId,
+    key: Option<IdempotencyKey>,
+) -> Response {
+    let outcome = cancel::cancel(app, by, id, key, |result| render(StatusCode::OK, result)).await;
+    respond(StatusCode::OK, outcome)
 }

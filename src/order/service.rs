@@ -1,25 +1,23 @@
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
+use serde::Serialize;
 use std::sync::Arc;
 use thiserror::Error;
 use utoipa::ToSchema;
 
 use super::pricing::{price, Pricing};
 use super::request::OrderRequest;
-use super::store;
 use crate::app::AppState;
-use crate::clock::to_micros;
-use crate::db::{Db, DbError, Transient};
-use crate::idempotency::{self, Attempt, IdempotencyError, IdempotencyKey, Rejection};
+use crate::events::{OrderPaid, SoldItem, ORDER_PAID};
+use crate::idempotency::{self, Attempt, IdempotencyError, IdempotencyKey, Outcome, Render};
 use crate::ids::{OrderId, ProductId, UserCouponId, UserId};
 use crate::money::Won;
 use crate::page::{Page, PageRequest};
-use crate::platform::{OrderPaid, SoldItem, ORDER_PAID};
 use crate::product::StockTake;
+use crate::store::order::{NewOrderRow, OrderLineRow, OrderRow, OrderStatus};
+use crate::store::{Conn, Db, StoreError, StoreFault};
 use crate::{balance, coupon, outbox, product};
 
-#[derive(Debug, Error, Serialize, Deserialize)]
+#[derive(Debug, Error)]
 pub enum OrderError {
     #[error("{0}")]
     Invalid(String),
@@ -37,11 +35,12 @@ pub enum OrderError {
     InsufficientBalance { balance: i64, required: i64 },
     #[error("order {0} does not exist")]
     NotFound(i64),
+    #[error("order {0} cannot be cancelled: {1}")]
+    NotCancellable(i64, String),
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
-    #[serde(skip)]
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] StoreError),
 }
 
 impl OrderError {
@@ -54,31 +53,23 @@ impl OrderError {
             OrderError::CouponNotUsable(..) => "COUPON_NOT_USABLE",
             OrderError::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
             OrderError::NotFound(_) => "ORDER_NOT_FOUND",
+            OrderError::NotCancellable(..) => "ORDER_NOT_CANCELLABLE",
             OrderError::Idempotency(IdempotencyError::KeyReused) => "IDEMPOTENCY_KEY_REUSED",
-            OrderError::Db(_) => "INTERNAL",
+            OrderError::Db(_) => "STORAGE",
         }
     }
 }
 
-impl Transient for OrderError {
-    fn is_transient(&self) -> bool {
-        matches!(self, OrderError::Db(e) if e.is_transient())
+impl StoreFault for OrderError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            OrderError::Db(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
-impl Rejection for OrderError {
-    fn is_rejection(&self) -> bool {
-        !matches!(self, OrderError::Db(_) | OrderError::Idempotency(_))
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum OrderStatus {
-    Paid,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderLine {
     pub product_id: i64,
     /// The product's name when ordered.
@@ -90,7 +81,7 @@ pub struct OrderLine {
     pub amount: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Order {
     pub id: i64,
     pub user_id: i64,
@@ -102,6 +93,37 @@ pub struct Order {
     pub paid_amount: i64,
     pub user_coupon_id: Option<i64>,
     pub created_at: DateTime<Utc>,
+    /// When the order was cancelled; null while it is paid.
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+impl From<OrderLineRow> for OrderLine {
+    fn from(row: OrderLineRow) -> Self {
+        OrderLine {
+            product_id: row.product_id,
+            name: row.name,
+            unit_price: row.unit_price,
+            quantity: row.quantity,
+            amount: row.amount,
+        }
+    }
+}
+
+impl From<OrderRow> for Order {
+    fn from(row: OrderRow) -> Self {
+        Order {
+            id: row.id.get(),
+            user_id: row.user_id,
+            status: row.status,
+            items: row.items.into_iter().map(OrderLine::from).collect(),
+            total_amount: row.total_amount,
+            discount_amount: row.discount_amount,
+            paid_amount: row.paid_amount,
+            user_coupon_id: row.user_coupon_id,
+            created_at: row.created_at,
+            cancelled_at: row.cancelled_at,
+        }
+    }
 }
 
 /// Places an order in one transaction. Honours an idempotency key.
@@ -110,25 +132,26 @@ pub async fn place(
     user: UserId,
     request: OrderRequest,
     key: Option<IdempotencyKey>,
-) -> Result<Order, OrderError> {
+    render: Render<Order, OrderError>,
+) -> Outcome<Order, OrderError> {
     let attempt = key.map(|key| Attempt::new(user, key, "POST /orders", &request));
     let now = state.clock.now();
     let request = Arc::new(request);
-    let result = state
+    let outcome: Outcome<Order, OrderError> = state
         .db
         .write(move |conn| {
             let (request, attempt) = (request.clone(), attempt.clone());
             Box::pin(async move {
-                idempotency::once(conn, attempt.as_ref(), to_micros(now), move |conn| {
+                idempotency::once(conn, attempt.as_ref(), now, render, move |conn| {
                     Box::pin(async move { execute(conn, user, &request, now).await })
                 })
                 .await
             })
         })
         .await
-        .and_then(|outcome| outcome);
-    match &result {
-        Ok(order) => {
+        .into();
+    match &outcome {
+        Outcome::Fresh(Ok(order)) => {
             state.products.forget(
                 order
                     .items
@@ -138,17 +161,18 @@ pub async fn place(
             state.outbox.notify();
             metrics::counter!("orders_placed_total").increment(1);
         }
-        Err(error) => {
+        Outcome::Fresh(Err(error)) => {
             metrics::counter!("orders_failed_total", "reason" => error.code()).increment(1)
         }
+        Outcome::Replayed(_) => {}
     }
-    result
+    outcome
 }
 
 /// The steps of an order, inside the caller's transaction. Returning an error rolls all of
 /// them back: stock and coupon are "restored" by never having changed.
 async fn execute(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Conn,
     user: UserId,
     request: &OrderRequest,
     now: DateTime<Utc>,
@@ -177,13 +201,23 @@ async fn execute(
         )
     })?;
 
-    let order = store::insert(conn, user, &pricing, coupon_id, &lines, to_micros(now)).await?;
+    let order = conn
+        .insert_order(&NewOrderRow {
+            user,
+            total_amount: pricing.total.get(),
+            discount_amount: pricing.discount.get(),
+            paid_amount: pricing.paid.get(),
+            user_coupon_id: coupon_id,
+            created_at: now,
+            items: &lines,
+        })
+        .await?;
     if let Some(id) = coupon_id {
         if !coupon::mark_used(conn, user, id, order, now).await? {
             return Err(not_usable(id, "it was used by another order".into()));
         }
     }
-    if let Err(balance) = balance::pay(conn, user, pricing.paid, order, to_micros(now)).await? {
+    if let Err(balance) = balance::pay(conn, user, pricing.paid, order, now).await? {
         return Err(OrderError::InsufficientBalance {
             balance: balance.get(),
             required: pricing.paid.get(),
@@ -202,19 +236,20 @@ async fn execute(
             })
             .collect(),
     };
-    outbox::enqueue(conn, ORDER_PAID, &event, to_micros(now)).await?;
-    Ok(view(order, user, lines, pricing, coupon_id, now))
+    outbox::enqueue(conn, ORDER_PAID, &event, now).await?;
+    let items = lines.into_iter().map(OrderLine::from).collect();
+    Ok(view(order, user, items, pricing, coupon_id, now))
 }
 
 /// Decrements stock line by line in ascending product id (the request keeps them sorted).
 async fn take_stock(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Conn,
     request: &OrderRequest,
-) -> Result<Vec<OrderLine>, OrderError> {
+) -> Result<Vec<OrderLineRow>, OrderError> {
     let mut lines = Vec::with_capacity(request.lines().len());
     for &(product_id, quantity) in request.lines() {
         match product::take_stock(conn, product_id, quantity).await? {
-            StockTake::Taken(product) => lines.push(OrderLine {
+            StockTake::Taken(product) => lines.push(OrderLineRow {
                 product_id: product_id.get(),
                 name: product.name,
                 unit_price: product.price,
@@ -256,15 +291,18 @@ fn view(
         paid_amount: pricing.paid.get(),
         user_coupon_id: coupon.map(UserCouponId::get),
         created_at: at,
+        cancelled_at: None,
     }
 }
 
 /// One of the caller's orders; another user's order is not found.
 pub async fn get(db: &Db, user: UserId, id: OrderId) -> Result<Order, OrderError> {
-    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
-    store::get(&mut conn, id)
+    db.read()
+        .await?
+        .order(id)
         .await?
         .filter(|order| order.user_id == user.get())
+        .map(Order::from)
         .ok_or(OrderError::NotFound(id.get()))
 }
 
@@ -274,17 +312,17 @@ pub async fn list_mine(
     user: UserId,
     page: PageRequest,
 ) -> Result<Page<Order>, OrderError> {
-    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
-    let orders = store::list_for_user(&mut conn, user, page).await?;
+    let rows = db.read().await?.orders_of(user, page).await?;
+    let orders = rows.into_iter().map(Order::from).collect();
     Ok(Page::from_rows(orders, page, |o| o.id))
 }
 
-/// Per-product quantity and amount of the paid orders created in `[from, to)` (microseconds),
-/// by product id: the order side of the daily sales job.
+/// Per-product quantity and amount of the paid orders created in `[from, to)`, by product
+/// id: the order side of the daily sales job.
 pub async fn sales_between(
-    conn: &mut AnyConnection,
-    from_micros: i64,
-    to_micros: i64,
-) -> Result<Vec<SoldItem>, DbError> {
-    store::sales_between(conn, from_micros, to_micros).await
+    conn: &mut dyn Conn,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<SoldItem>, StoreError> {
+    conn.sales_between(from, to).await
 }

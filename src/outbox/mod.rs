@@ -3,13 +3,15 @@
 //! An event committed just before the process dies waits in the table and goes out on restart.
 
 mod relay;
-mod store;
 mod transport;
 
 pub use relay::{deliver_pending, relay};
 pub use transport::Transport;
 
-use crate::db::{Db, DbError};
+use chrono::{DateTime, Utc};
+
+pub use crate::store::outbox::Event;
+use crate::store::{Conn, Db, StoreError};
 
 /// Delivered events are kept this long, then pruned.
 const KEEP_DELIVERED: chrono::Duration = chrono::Duration::days(7);
@@ -29,33 +31,23 @@ impl Signal {
     }
 }
 
-/// An event as stored: its id is the idempotency key downstream.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub id: i64,
-    pub topic: String,
-    pub payload: String,
-}
-
 /// Records an event in the caller's transaction; the relay delivers it after commit.
 pub async fn enqueue(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut dyn Conn,
     topic: &str,
     payload: &impl serde::Serialize,
-    now_micros: i64,
-) -> Result<i64, DbError> {
-    let payload = serde_json::to_string(payload)
-        .map_err(|e| DbError::Corrupt(format!("event payload: {e}")))?;
-    store::insert(conn, topic, &payload, now_micros).await
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let payload = serde_json::to_string(payload).map_err(StoreError::corrupt)?;
+    conn.insert_event(topic, &payload, now).await
 }
 
 /// Events written but not yet delivered.
-pub async fn backlog(db: &Db) -> Result<i64, DbError> {
-    store::backlog(db).await
+pub async fn backlog(db: &Db) -> Result<i64, StoreError> {
+    db.read().await?.outbox_backlog().await
 }
 
 /// Deletes delivered events past the retention period; returns how many.
-pub async fn prune(conn: &mut sqlx::AnyConnection, now_micros: i64) -> Result<u64, DbError> {
-    let cutoff = now_micros - KEEP_DELIVERED.num_microseconds().expect("fits");
-    store::prune(conn, cutoff).await
+pub async fn prune(conn: &mut dyn Conn, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    conn.prune_outbox(now - KEEP_DELIVERED).await
 }

@@ -1,14 +1,17 @@
 use async_nats::jetstream::consumer::{pull, AckPolicy};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use super::event::{OrderPaid, ORDER_PAID};
-use super::{store, PlatformError};
+use super::{daily, PlatformError};
 use crate::app::AppState;
-use crate::clock::{shop_day, to_micros};
-use crate::outbox::Transport;
+use crate::clock::shop_day;
+use crate::events::jetstream::JetStream;
+use crate::events::{OrderCancelled, OrderPaid, SoldItem, ORDER_CANCELLED, ORDER_PAID};
+use crate::store::{Conn, StoreError};
 
 /// An event as delivered: its id (the idempotency key), topic and payload.
 pub struct Delivered<'a> {
@@ -17,16 +20,24 @@ pub struct Delivered<'a> {
     pub payload: &'a str,
 }
 
+/// What an event does to one shop day's figures.
+enum Change {
+    /// A paid order adds its sales to the day it was placed.
+    Sold(Vec<SoldItem>),
+    /// A cancelled order takes them off that day again.
+    TakenBack(Vec<SoldItem>),
+}
+
 /// Applies events, each once, in one transaction: an event's id is recorded in the same
-/// transaction as the sales it adds, so a redelivered event changes nothing. Events of unknown
-/// topics and unreadable ones are counted and skipped: retrying cannot fix them, and holding
-/// them back would block every later event.
+/// transaction as the change it makes, so a redelivered event changes nothing. Events of
+/// unknown topics and unreadable ones are counted and skipped: retrying cannot fix them, and
+/// holding them back would block every later event.
 pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), PlatformError> {
     let tz = state.settings.time_zone;
-    let readable: Vec<(i64, String, OrderPaid)> = events
+    let readable: Vec<(i64, NaiveDate, Change)> = events
         .iter()
-        .filter_map(|event| match readable(event) {
-            Ok(paid) => Some((event.id, shop_day(paid.paid_at, tz).to_string(), paid)),
+        .filter_map(|event| match readable(event, tz) {
+            Ok((day, change)) => Some((event.id, day, change)),
             Err(why) => {
                 metrics::counter!("platform_events_rejected_total").increment(1);
                 tracing::error!(
@@ -42,7 +53,7 @@ pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), P
     if readable.is_empty() {
         return Ok(());
     }
-    let now = to_micros(state.clock.now());
+    let now = state.clock.now();
     let readable = Arc::new(readable);
     let applied = state
         .db
@@ -50,9 +61,9 @@ pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), P
             let readable = readable.clone();
             Box::pin(async move {
                 let mut applied = 0u64;
-                for (id, day, event) in readable.iter() {
-                    if store::mark_processed(conn, *id, now).await? {
-                        store::add_live_sales(conn, day, &event.items).await?;
+                for (id, day, change) in readable.iter() {
+                    if conn.mark_processed(*id, now).await? {
+                        apply(conn, *day, change, tz, now).await?;
                         applied += 1;
                     }
                 }
@@ -65,11 +76,52 @@ pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), P
     Ok(())
 }
 
-fn readable(event: &Delivered<'_>) -> Result<OrderPaid, String> {
-    if event.topic != ORDER_PAID {
-        return Err(format!("unknown topic {}", event.topic));
+fn readable(event: &Delivered<'_>, tz: Tz) -> Result<(NaiveDate, Change), String> {
+    let unreadable = |e: serde_json::Error| e.to_string();
+    match event.topic {
+        ORDER_PAID => {
+            let paid: OrderPaid = serde_json::from_str(event.payload).map_err(unreadable)?;
+            Ok((shop_day(paid.paid_at, tz), Change::Sold(paid.items)))
+        }
+        ORDER_CANCELLED => {
+            let cancelled: OrderCancelled =
+                serde_json::from_str(event.payload).map_err(unreadable)?;
+            let day = shop_day(cancelled.paid_at, tz);
+            Ok((day, Change::TakenBack(cancelled.items)))
+        }
+        other => Err(format!("unknown topic {other}")),
     }
-    serde_json::from_str(event.payload).map_err(|e| e.to_string())
+}
+
+async fn apply(
+    conn: &mut dyn Conn,
+    day: NaiveDate,
+    change: &Change,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    match change {
+        Change::Sold(items) => conn.add_live_sales(day, items).await,
+        Change::TakenBack(items) => {
+            // Waits for a daily job running for the same day, so that the day is either
+            // finalized already (and recomputed here without the cancelled order) or will be
+            // computed after this cancellation.
+            conn.lock_day(day).await?;
+            let negated: Vec<SoldItem> = items
+                .iter()
+                .map(|i| SoldItem {
+                    product_id: i.product_id,
+                    quantity: -i.quantity,
+                    amount: -i.amount,
+                })
+                .collect();
+            conn.add_live_sales(day, &negated).await?;
+            if conn.finalized_between(day, day).await?.contains(&day) {
+                daily::aggregate(conn, day, tz, now).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 const DURABLE: &str = "platform";
@@ -78,10 +130,10 @@ const DURABLE: &str = "platform";
 /// message applied then acknowledged. Reconnects with backoff while NATS is away.
 pub async fn consume_jetstream(
     state: Arc<AppState>,
-    transport: Arc<Transport>,
+    nats: Option<JetStream>,
     shutdown: CancellationToken,
 ) {
-    let Transport::JetStream(nats) = transport.as_ref() else {
+    let Some(nats) = nats else {
         return;
     };
     let mut backoff = Duration::from_millis(200);

@@ -2,7 +2,8 @@
 //! zone, the order module aggregates the previous day's sales per product and the platform
 //! stores them as that day's authoritative figures.
 
-use chrono::{Days, NaiveDate};
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use super::{store, PlatformError};
+use super::PlatformError;
 use crate::app::AppState;
-use crate::clock::{day_bounds, shop_day, to_micros};
-use crate::db::DbError;
+use crate::clock::{day_bounds, shop_day};
+use crate::events::SoldItem;
 use crate::order;
+use crate::store::{Conn, StoreError};
 
 /// Days missed while the service was down are caught up this far back.
 const CATCH_UP_DAYS: u64 = 31;
@@ -35,32 +37,43 @@ pub struct DaySummary {
 /// Recomputes `day` from the stored orders and stores it as the day's authoritative figures.
 /// Running it again gives the same figures; concurrent runs for one day wait for each other.
 pub async fn run_day(state: &AppState, day: NaiveDate) -> Result<DaySummary, PlatformError> {
-    let (start, end) = day_bounds(day, state.settings.time_zone);
-    let (start, end, now) = (
-        to_micros(start),
-        to_micros(end),
-        to_micros(state.clock.now()),
-    );
+    let summary = store_day(state, day).await?;
+    tracing::info!(%day, products = summary.products, quantity = summary.quantity, "daily sales stored");
+    Ok(summary)
+}
+
+/// `run_day` without its log line, for runs that log a summary of many days.
+async fn store_day(state: &AppState, day: NaiveDate) -> Result<DaySummary, PlatformError> {
+    let (tz, now) = (state.settings.time_zone, state.clock.now());
     let summary = state
         .db
         .write(move |conn| {
-            Box::pin(async move {
-                let key = day.to_string();
-                store::claim_day(conn, &key, now).await?;
-                let items = order::sales_between(conn, start, end).await?;
-                store::replace_day(conn, &key, &items).await?;
-                Ok::<_, PlatformError>(DaySummary {
-                    date: day,
-                    products: items.len() as i64,
-                    quantity: items.iter().map(|i| i.quantity).sum(),
-                    amount: items.iter().map(|i| i.amount).sum(),
-                })
-            })
+            Box::pin(async move { Ok::<_, PlatformError>(aggregate(conn, day, tz, now).await?) })
         })
         .await?;
     metrics::counter!("daily_sales_runs_total").increment(1);
-    tracing::info!(%day, products = summary.products, quantity = summary.quantity, "daily sales stored");
     Ok(summary)
+}
+
+/// The job's work for one day, in the caller's transaction: the day's paid orders become its
+/// authoritative figures. Also how a late cancellation corrects a day already finalized.
+pub(super) async fn aggregate(
+    conn: &mut dyn Conn,
+    day: NaiveDate,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<DaySummary, StoreError> {
+    let (start, end) = day_bounds(day, tz);
+    conn.lock_day(day).await?;
+    conn.claim_day(day, now).await?;
+    let items = order::sales_between(conn, start, end).await?;
+    conn.replace_day(day, &items).await?;
+    Ok(DaySummary {
+        date: day,
+        products: items.len() as i64,
+        quantity: items.iter().map(|i| i.quantity).sum(),
+        amount: items.iter().map(|i| i.amount).sum(),
+    })
 }
 
 /// `run_day` for a day that is over in the shop's time zone (the admin endpoint).
@@ -95,15 +108,28 @@ pub async fn catch_up(state: &AppState) -> Result<Vec<DaySummary>, PlatformError
     let first = last_due
         .checked_sub_days(Days::new(CATCH_UP_DAYS - 1))
         .expect("a month earlier exists");
-    let done: HashSet<String> = {
-        let mut conn = state.db.reader().acquire().await.map_err(DbError::from)?;
-        store::finalized_between(&mut conn, &first.to_string(), &last_due.to_string()).await?
-    };
+    let done: HashSet<NaiveDate> = state
+        .db
+        .read()
+        .await?
+        .finalized_between(first, last_due)
+        .await?;
     let mut ran = Vec::new();
     for day in first.iter_days().take_while(|d| *d <= last_due) {
-        if !done.contains(&day.to_string()) {
-            ran.push(run_day(state, day).await?);
+        if !done.contains(&day) {
+            ran.push(store_day(state, day).await?);
         }
+    }
+    // One line however many days were caught up (a fresh database has a month of empty days).
+    if let (Some(earliest), Some(latest)) = (ran.first(), ran.last()) {
+        tracing::info!(
+            days = ran.len(),
+            from = %earliest.date,
+            to = %latest.date,
+            days_with_sales = ran.iter().filter(|d| d.products > 0).count(),
+            quantity = ran.iter().map(|d| d.quantity).sum::<i64>(),
+            "daily sales stored"
+        );
     }
     Ok(ran)
 }
@@ -125,7 +151,6 @@ pub async fn daily_job(state: Arc<AppState>, shutdown: CancellationToken) {
 pub async fn figures(
     state: &AppState,
     day: NaiveDate,
-) -> Result<(bool, Vec<super::SoldItem>), PlatformError> {
-    let mut conn = state.db.reader().acquire().await.map_err(DbError::from)?;
-    Ok(store::day_sales(&mut conn, &day.to_string()).await?)
+) -> Result<(bool, Vec<SoldItem>), PlatformError> {
+    Ok(state.db.read().await?.day_sales(day).await?)
 }

@@ -4,29 +4,29 @@
 
 mod consumer;
 mod daily;
-mod event;
 mod popular;
 mod routes;
-mod store;
 
 pub use consumer::{consume, consume_jetstream, Delivered};
 pub use daily::{catch_up, daily_job, run_day, run_finished_day, DaySummary};
-pub use event::{OrderPaid, SoldItem, ORDER_PAID};
 pub use popular::{popular, Platform, Popular, PopularItem};
 pub use routes::routes;
 
-use crate::db::{DbError, Transient};
+use crate::store::{StoreError, StoreFault};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] StoreError),
 }
 
-impl Transient for PlatformError {
-    fn is_transient(&self) -> bool {
-        matches!(self, PlatformError::Db(e) if e.is_transient())
+impl StoreFault for PlatformError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            PlatformError::Db(e) => Some(e),
+            PlatformError::Invalid(_) => None,
+        }
     }
 }

@@ -6,10 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 
-use super::{store, PlatformError};
+use super::PlatformError;
 use crate::app::AppState;
 use crate::clock::shop_day;
-use crate::db::DbError;
 use crate::ids::ProductId;
 use crate::product::{self, Product};
 
@@ -100,10 +99,12 @@ async fn top_products(state: &AppState, today: NaiveDate) -> Result<Popular, Pla
     let from = today
         .checked_sub_days(Days::new(WINDOW_DAYS - 1))
         .expect("a date three days earlier exists");
-    let top = {
-        let mut conn = state.db.reader().acquire().await.map_err(DbError::from)?;
-        store::top_products(&mut conn, &from.to_string(), &today.to_string(), TOP).await?
-    };
+    let top = state
+        .db
+        .read()
+        .await?
+        .top_products(from, today, TOP)
+        .await?;
     let ids: Vec<ProductId> = top
         .iter()
         .filter_map(|(id, _)| ProductId::new(*id))

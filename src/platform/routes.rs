@@ -8,8 +8,9 @@ use utoipa_axum::routes;
 
 use super::daily::{self, DaySummary};
 use super::popular::{self, Popular};
-use super::SoldItem;
 use crate::app::AppState;
+use crate::events::SoldItem;
+use crate::http::responses::{Forbidden, Unauthorized, Unavailable};
 use crate::http::{Admin, Json, Problem, ProblemBody, Query};
 
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -24,7 +25,7 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
 /// about a second (event delivery plus a 1 s cache), never more than a minute while the
 /// event transport is up.
 #[utoipa::path(get, path = "/products/popular", tag = "products",
-    responses((status = 200, body = Popular)))]
+    responses((status = 200, body = Popular), Unavailable))]
 async fn popular_products(State(app): State<Arc<AppState>>) -> Result<Json<Popular>, Problem> {
     Ok(Json(popular::popular(&app).await?.as_ref().clone()))
 }
@@ -43,9 +44,10 @@ struct DateQuery {
     params(DateQuery),
     responses(
         (status = 200, body = DaySummary),
-        (status = 400, description = "a bad date, or a day not yet over", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "VALIDATION_FAILED: a bad date, or a day not yet over", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
+        Unavailable,
     ))]
 async fn run_daily_sales(
     State(app): State<Arc<AppState>>,
@@ -78,9 +80,10 @@ struct SoldItemView {
     params(DateQuery),
     responses(
         (status = 200, body = DaySales),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "VALIDATION_FAILED: a bad date", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
+        Unavailable,
     ))]
 async fn daily_sales(
     State(app): State<Arc<AppState>>,

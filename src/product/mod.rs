@@ -3,7 +3,6 @@
 mod cache;
 mod routes;
 mod service;
-mod store;
 
 pub use cache::ProductCache;
 pub use routes::routes;

@@ -6,7 +6,8 @@ use utoipa_axum::routes;
 
 use super::service::{self, NewProduct, Product, ProductPatch};
 use crate::app::AppState;
-use crate::http::extract::PageParams;
+use crate::http::extract::{IdParam, PageParams};
+use crate::http::responses::{BodyFaults, Forbidden, Unauthorized, Unavailable};
 use crate::http::{Admin, Json, PathId, Problem, ProblemBody};
 use crate::ids::ProductId;
 use crate::page::{Page, PageRequest};
@@ -21,11 +22,12 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
 
 /// Product detail.
 #[utoipa::path(get, path = "/products/{id}", tag = "products",
-    params(("id" = i64, Path, minimum = 1)),
+    params(IdParam),
     responses(
         (status = 200, body = Product),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "VALIDATION_FAILED: the id is not a positive 64-bit integer", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "PRODUCT_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
+        Unavailable,
     ))]
 async fn get_product(
     State(app): State<Arc<AppState>>,
@@ -38,7 +40,8 @@ async fn get_product(
 #[utoipa::path(get, path = "/products", tag = "products", params(PageParams),
     responses(
         (status = 200, body = Page<Product>),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "VALIDATION_FAILED: a bad `limit` or `cursor`", body = ProblemBody, content_type = "application/problem+json"),
+        Unavailable,
     ))]
 async fn list_products(
     State(app): State<Arc<AppState>>,
@@ -52,9 +55,11 @@ async fn list_products(
     request_body = NewProduct,
     responses(
         (status = 201, body = Product),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "VALIDATION_FAILED: a malformed body or a field out of its bounds", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
+        BodyFaults,
+        Unavailable,
     ))]
 async fn create_product(
     State(app): State<Arc<AppState>>,
@@ -69,14 +74,16 @@ async fn create_product(
 
 /// Change a product's name, price or stock (admin). `stock` sets the stock level.
 #[utoipa::path(patch, path = "/admin/products/{id}", tag = "admin", security(("bearer" = [])),
-    params(("id" = i64, Path, minimum = 1)),
+    params(IdParam),
     request_body = ProductPatch,
     responses(
         (status = 200, body = Product),
-        (status = 400, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "VALIDATION_FAILED: a bad id, a malformed body or a field out of its bounds", body = ProblemBody, content_type = "application/problem+json"),
+        Unauthorized,
+        Forbidden,
         (status = 404, description = "PRODUCT_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
+        BodyFaults,
+        Unavailable,
     ))]
 async fn update_product(
     State(app): State<Arc<AppState>>,

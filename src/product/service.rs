@@ -1,19 +1,18 @@
 use serde::{Deserialize, Serialize};
-use sqlx::AnyConnection;
 use thiserror::Error;
 use utoipa::ToSchema;
 
 use super::cache::ProductCache;
-use super::store;
-use crate::clock::{to_micros, Clock};
-use crate::db::{Db, DbError, Transient};
+use crate::bounds;
+use crate::clock::Clock;
 use crate::ids::ProductId;
 use crate::page::{Page, PageRequest};
+use crate::store::product::{ProductChange, ProductRow};
+use crate::store::{Conn, Db, StoreError, StoreFault};
 
 /// Upper bounds that keep every order total far inside 64 bits.
 pub const MAX_PRICE: i64 = 1_000_000_000;
 pub const MAX_STOCK: i64 = 1_000_000_000;
-const MAX_NAME_CHARS: usize = 200;
 
 #[derive(Debug, Error)]
 pub enum ProductError {
@@ -22,12 +21,15 @@ pub enum ProductError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] StoreError),
 }
 
-impl Transient for ProductError {
-    fn is_transient(&self) -> bool {
-        matches!(self, ProductError::Db(e) if e.is_transient())
+impl StoreFault for ProductError {
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            ProductError::Db(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
@@ -44,17 +46,28 @@ pub struct Product {
     pub stock: i64,
 }
 
+impl From<ProductRow> for Product {
+    fn from(row: ProductRow) -> Self {
+        Product {
+            id: row.id,
+            name: row.name,
+            price: row.price,
+            stock: row.stock,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
-    /// 1..=200 characters, not blank.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    /// 1..=200 characters, not blank, no control characters.
+    #[schema(schema_with = bounds::name)]
     pub name: String,
     /// Won, 1..=1,000,000,000.
-    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[schema(schema_with = bounds::int::<1, MAX_PRICE>)]
     pub price: i64,
     /// 0..=1,000,000,000.
-    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[schema(schema_with = bounds::int::<0, MAX_STOCK>)]
     pub stock: i64,
 }
 
@@ -62,21 +75,16 @@ pub struct NewProduct {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(schema_with = bounds::name_or_null)]
     pub name: Option<String>,
-    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    #[schema(schema_with = bounds::int_or_null::<1, MAX_PRICE>)]
     pub price: Option<i64>,
-    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[schema(schema_with = bounds::int_or_null::<0, MAX_STOCK>)]
     pub stock: Option<i64>,
 }
 
 fn check_name(name: &str) -> Result<(), ProductError> {
-    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ProductError::Invalid(format!(
-            "name must be 1 to {MAX_NAME_CHARS} characters and not blank"
-        )));
-    }
-    Ok(())
+    bounds::check_name(name).map_err(ProductError::Invalid)
 }
 
 fn check_price(price: i64) -> Result<(), ProductError> {
@@ -102,36 +110,42 @@ pub async fn get(db: &Db, cache: &ProductCache, id: ProductId) -> Result<Product
         return Ok(product);
     }
     let epoch = cache.epoch(id);
-    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
-    let product = store::get(&mut conn, id)
+    let product: Product = db
+        .read()
         .await?
-        .ok_or(ProductError::NotFound(id))?;
+        .product(id)
+        .await?
+        .ok_or(ProductError::NotFound(id))?
+        .into();
     cache.put(product.clone(), epoch);
     Ok(product)
 }
 
 pub async fn list(db: &Db, page: PageRequest) -> Result<Page<Product>, ProductError> {
-    let mut conn = db.reader().acquire().await.map_err(DbError::from)?;
-    let rows = store::list(&mut conn, page).await?;
-    Ok(Page::from_rows(rows, page, |p| p.id.get()))
+    let rows = db.read().await?.products(page).await?;
+    let products = rows.into_iter().map(Product::from).collect();
+    Ok(Page::from_rows(products, page, |p| p.id.get()))
 }
 
 /// Products by id, in no particular order; missing ids are left out.
-pub async fn find_many(db: &Db, ids: &[ProductId]) -> Result<Vec<Product>, DbError> {
-    let mut conn = db.reader().acquire().await?;
-    store::find_many(&mut conn, ids).await
+pub async fn find_many(db: &Db, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
+    let rows = db.read().await?.products_by_id(ids).await?;
+    Ok(rows.into_iter().map(Product::from).collect())
 }
 
 pub async fn create(db: &Db, clock: &dyn Clock, new: NewProduct) -> Result<Product, ProductError> {
     check_name(&new.name)?;
     check_price(new.price)?;
     check_stock(new.stock)?;
-    let now = to_micros(clock.now());
+    let now = clock.now();
     let new = std::sync::Arc::new(new);
     db.write(move |conn| {
         let new = new.clone();
         Box::pin(async move {
-            Ok(store::insert(conn, new.name.trim(), new.price, new.stock, now).await?)
+            let row = conn
+                .insert_product(new.name.trim(), new.price, new.stock, now)
+                .await?;
+            Ok(row.into())
         })
     })
     .await
@@ -149,15 +163,20 @@ pub async fn update(
     }
     patch.price.map(check_price).transpose()?;
     patch.stock.map(check_stock).transpose()?;
-    let now = to_micros(clock.now());
+    let now = clock.now();
     let patch = std::sync::Arc::new(patch);
     let updated = db
         .write(move |conn| {
             let patch = patch.clone();
             Box::pin(async move {
-                let name = patch.name.as_deref().map(str::trim);
-                store::update(conn, id, name, patch.price, patch.stock, now)
+                let change = ProductChange {
+                    name: patch.name.as_deref().map(str::trim),
+                    price: patch.price,
+                    stock: patch.stock,
+                };
+                conn.update_product(id, change, now)
                     .await?
+                    .map(Product::from)
                     .ok_or(ProductError::NotFound(id))
             })
         })
@@ -179,14 +198,14 @@ pub enum StockTake {
 
 /// Decrements stock by `quantity` in the caller's transaction, only if that much is there.
 pub async fn take_stock(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Conn,
     id: ProductId,
     quantity: i64,
-) -> Result<StockTake, DbError> {
-    if let Some(product) = store::decrement_stock(conn, id, quantity).await? {
-        return Ok(StockTake::Taken(product));
+) -> Result<StockTake, StoreError> {
+    if let Some(product) = conn.take_stock(id, quantity).await? {
+        return Ok(StockTake::Taken(product.into()));
     }
-    Ok(match store::get(conn, id).await? {
+    Ok(match conn.product(id).await? {
         Some(product) => StockTake::Short {
             available: product.stock,
         },

@@ -117,7 +117,7 @@ async fn a_fractional_amount_is_a_validation_error(backend: Backend) {
 async fn the_balance_cannot_pass_the_maximum(backend: Backend) {
     let settings = commerce::config::Settings {
         max_balance: commerce::money::Won(25_000),
-        ..Default::default()
+        ..crate::harness::settings()
     };
     let app = TestApp::with_settings(backend, settings).await;
     app.charge(7, 20_000).await;
@@ -235,7 +235,7 @@ async fn twenty_concurrent_retries_with_one_key_apply_once(backend: Backend) {
 async fn a_retry_replays_a_rejection_too(backend: Backend) {
     let settings = commerce::config::Settings {
         max_balance: commerce::money::Won(1000),
-        ..Default::default()
+        ..crate::harness::settings()
     };
     let app = TestApp::with_settings(backend, settings).await;
     app.charge(7, 900).await;

@@ -192,6 +192,102 @@ async fn coupons_issue_only_inside_their_window(backend: Backend) {
     assert_eq!(app.scalar("SELECT issued_quantity FROM coupons").await, 1);
 }
 
+fn listed_ids(response: &Response) -> Vec<i64> {
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    response.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// `GET /coupons` lists a campaign exactly when issuing it would succeed.
+async fn the_coupon_list_holds_exactly_the_issuable_ones(backend: Backend) {
+    let app = TestApp::new(backend).await; // now: 2026-11-24T03:00:00Z
+    let windowed = |name: &str, starts: Value, ends: Value| {
+        json!({"name": name, "discount_type": "FIXED", "discount_value": 100, "total_quantity": 5,
+               "valid_days": 1, "issue_starts_at": starts, "issue_ends_at": ends})
+    };
+    let open = fixed_coupon(&app, 500, 5).await;
+    let sold_out = fixed_coupon(&app, 500, 1).await;
+    issued(&app, 1, sold_out).await;
+    let not_yet = create_coupon(
+        &app,
+        windowed("Later", json!("2026-11-24T03:00:01Z"), Value::Null),
+    )
+    .await;
+    let opens_now = create_coupon(
+        &app,
+        windowed("Now", json!("2026-11-24T03:00:00Z"), Value::Null),
+    )
+    .await;
+    let closed = create_coupon(
+        &app,
+        windowed("Over", Value::Null, json!("2026-11-24T03:00:00Z")),
+    )
+    .await;
+    let closing = create_coupon(
+        &app,
+        windowed("Soon over", Value::Null, json!("2026-11-24T03:00:01Z")),
+    )
+    .await;
+
+    let listed = app.get("/api/v1/coupons").send().await;
+    assert_eq!(listed_ids(&listed), vec![open, opens_now, closing]);
+    assert_eq!(listed.body["next_cursor"], Value::Null);
+    assert_eq!(listed.body["items"][0]["remaining_quantity"], 5);
+    for id in [open, opens_now, closing] {
+        issued(&app, 2, id).await;
+    }
+    issue(&app, 2, sold_out)
+        .await
+        .assert_problem(StatusCode::CONFLICT, "COUPON_SOLD_OUT");
+    for id in [not_yet, closed] {
+        issue(&app, 2, id)
+            .await
+            .assert_problem(StatusCode::CONFLICT, "COUPON_NOT_ISSUABLE");
+    }
+
+    // A second later the early window opens and the late one has closed.
+    app.clock.set("2026-11-24T03:00:01Z".parse().unwrap());
+    let listed = app.get("/api/v1/coupons").send().await;
+    assert_eq!(listed_ids(&listed), vec![open, not_yet, opens_now]);
+}
+
+async fn the_coupon_list_pages_by_id(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(fixed_coupon(&app, 100, 3).await);
+    }
+    let sold_out = fixed_coupon(&app, 100, 1).await;
+    issued(&app, 1, sold_out).await;
+    ids.push(fixed_coupon(&app, 100, 3).await);
+
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/coupons?limit=2".to_owned();
+    loop {
+        let page = app.get(&path).send().await;
+        let items = listed_ids(&page);
+        assert!(items.len() <= 2);
+        seen.extend(items);
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/coupons?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    app.get("/api/v1/coupons?limit=0")
+        .send()
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+    app.get("/api/v1/coupons?cursor=%%%")
+        .send()
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+}
+
 async fn an_issued_coupon_expires_with_the_clock(backend: Backend) {
     let app = TestApp::new(backend).await;
     let coupon = create_coupon(
@@ -265,6 +361,8 @@ on_both_backends!(
     a_coupon_is_issued_once_per_user,
     a_sold_out_coupon_is_refused,
     coupons_issue_only_inside_their_window,
+    the_coupon_list_holds_exactly_the_issuable_ones,
+    the_coupon_list_pages_by_id,
     an_issued_coupon_expires_with_the_clock,
     fifty_coupons_for_three_hundred_users,
     one_user_firing_thirty_issues_gets_one,

@@ -5,8 +5,12 @@ mod harness;
 
 mod auth;
 mod balance;
+mod cancellation;
 mod coupons;
 mod errors;
+mod faults;
+mod idempotency;
+mod migrations;
 mod ops;
 mod orders;
 mod platform;
@@ -14,3 +18,4 @@ mod platform_nats;
 mod process;
 mod products;
 mod transient;
+mod write_limits;

@@ -49,7 +49,7 @@ async fn an_order_takes_stock_debits_the_balance_and_is_stored(backend: Backend)
                "items": [{"product_id": mug, "name": "Mug", "unit_price": 9000, "quantity": 2, "amount": 18000},
                          {"product_id": tea, "name": "Tea", "unit_price": 4500, "quantity": 1, "amount": 4500}],
                "total_amount": 22500, "discount_amount": 0, "paid_amount": 22500, "user_coupon_id": null,
-               "created_at": "2026-11-24T03:00:00Z"})
+               "created_at": "2026-11-24T03:00:00Z", "cancelled_at": null})
     );
     assert_eq!(stock(&app, mug).await, 8);
     assert_eq!(stock(&app, tea).await, 4);

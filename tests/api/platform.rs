@@ -10,7 +10,7 @@ use std::time::Duration;
 pub async fn platform_app(backend: Backend) -> TestApp {
     let settings = Settings {
         popular_cache_ttl: Duration::ZERO,
-        ..Default::default()
+        ..crate::harness::settings()
     };
     TestApp::with_settings(backend, settings).await
 }
@@ -124,10 +124,7 @@ async fn a_redelivered_event_is_counted_once(backend: Backend) {
     let a = app.product("A", 100, 100).await;
     buy(&app, 1, a, 4).await;
     assert_eq!(app.deliver_events().await, 1);
-    sqlx::query("UPDATE outbox SET delivered_at = NULL")
-        .execute(app.state.db.reader())
-        .await
-        .unwrap();
+    app.execute("UPDATE outbox SET delivered_at = NULL").await;
     assert_eq!(app.deliver_events().await, 1, "delivered again");
     assert_eq!(ranking(&popular(&app).await), vec![(a, 4)]);
     assert_eq!(
@@ -139,10 +136,7 @@ async fn a_redelivered_event_is_counted_once(backend: Backend) {
 async fn an_unreadable_event_does_not_hold_back_the_ones_after_it(backend: Backend) {
     let app = platform_app(backend).await;
     let a = app.product("A", 100, 100).await;
-    sqlx::query("INSERT INTO outbox (topic, payload, created_at) VALUES ('order.paid', '{\"not\": \"an order\"}', 0)")
-        .execute(app.state.db.reader())
-        .await
-        .unwrap();
+    app.execute("INSERT INTO outbox (topic, payload, created_at) VALUES ('order.paid', '{\"not\": \"an order\"}', CURRENT_TIMESTAMP)").await;
     buy(&app, 1, a, 2).await;
     assert_eq!(app.deliver_events().await, 2);
     assert_eq!(ranking(&popular(&app).await), vec![(a, 2)]);

@@ -33,7 +33,7 @@ fn nats_settings(url: &str) -> Settings {
         popular_cache_ttl: Duration::ZERO,
         nats_url: Some(url.to_owned()),
         nats_stream: format!("T{:016X}", rand::random::<u64>()),
-        ..Default::default()
+        ..crate::harness::settings()
     }
 }
 
@@ -47,7 +47,7 @@ fn start_pipeline(app: &TestApp, transport: Arc<Transport>) -> CancellationToken
     ));
     tokio::spawn(commerce::platform::consume_jetstream(
         app.state.clone(),
-        transport,
+        transport.jetstream(),
         shutdown.clone(),
     ));
     shutdown
@@ -89,10 +89,7 @@ async fn orders_reach_the_platform_through_jetstream_once(backend: Backend) {
     wait_for_ranking(&app, vec![(b, 3), (a, 2)], Duration::from_secs(10)).await;
     // Publishing every event again changes nothing: JetStream drops the duplicate ids, and the
     // consumer would count an id once anyway.
-    sqlx::query("UPDATE outbox SET delivered_at = NULL")
-        .execute(app.state.db.reader())
-        .await
-        .unwrap();
+    app.execute("UPDATE outbox SET delivered_at = NULL").await;
     app.state.outbox.notify();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(

@@ -1,8 +1,7 @@
 //! Tests of the real binary: crash safety under load, clean shutdown, demo mode.
 
-use crate::harness::{Backend, TestDb, SECRET};
+use crate::harness::{Backend, Raw, TestDb, SECRET};
 use crate::on_both_backends;
-use commerce::db::Db;
 use commerce::ids::UserId;
 use rand::Rng;
 use serde_json::{json, Value};
@@ -10,7 +9,8 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 struct Server {
@@ -31,6 +31,8 @@ impl Server {
             .env("COMMERCE_DATABASE_URL", database_url)
             .env("COMMERCE_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
+            // The load below writes far faster per user than the per-user limit allows.
+            .env("COMMERCE_USER_WRITES_PER_SECOND", "0")
             .env_remove("COMMERCE_NATS_URL")
             .stdout(Stdio::piped())
             .kill_on_drop(true);
@@ -139,11 +141,15 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
     // Load from many tasks; the server is killed while it runs.
     let stop = Arc::new(AtomicBool::new(false));
     let held: Arc<Mutex<Vec<(i64, i64)>>> = Arc::default();
+    let placed: Arc<Mutex<Vec<(i64, i64)>>> = Arc::default();
     let successes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cancels = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let workers: Vec<_> = (0..48)
         .map(|_| {
-            let (client, base, stop, held, successes, products) =
-                (client.clone(), server.base.clone(), stop.clone(), held.clone(), successes.clone(), products.clone());
+            let (client, base, stop, held, placed, successes, cancels, products) = (
+                client.clone(), server.base.clone(), stop.clone(), held.clone(), placed.clone(),
+                successes.clone(), cancels.clone(), products.clone(),
+            );
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let (user, op, product, quantity) = {
@@ -151,10 +157,23 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
                         (rng.random_range(1..=USERS), rng.random_range(0..10), products[rng.random_range(0..3)], rng.random_range(1..=3))
                     };
                     let outcome = match op {
-                        0..=5 => {
+                        0..=4 => {
                             let coupon_of_user = held.lock().unwrap().iter().find(|(u, _)| *u == user).map(|(_, c)| *c);
                             let body = json!({"items": [{"product_id": product, "quantity": quantity}], "user_coupon_id": coupon_of_user});
-                            post(&client, format!("{base}/api/v1/orders"), &token(user, false), body).await
+                            let ordered = post(&client, format!("{base}/api/v1/orders"), &token(user, false), body).await;
+                            if let Some((201, order)) = &ordered {
+                                placed.lock().unwrap().push((user, order["id"].as_i64().unwrap()));
+                            }
+                            ordered
+                        }
+                        5 => {
+                            let order = placed.lock().unwrap().pop();
+                            let Some((owner, order)) = order else { continue };
+                            let cancelled = post(&client, format!("{base}/api/v1/orders/{order}/cancel"), &token(owner, false), json!({})).await;
+                            if matches!(cancelled, Some((200, _))) {
+                                cancels.fetch_add(1, Ordering::Relaxed);
+                            }
+                            cancelled
                         }
                         6..=7 => post(&client, format!("{base}/api/v1/me/balance/charges"), &token(user, false), json!({"amount": 1000})).await,
                         _ => {
@@ -180,39 +199,46 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
         worker.await.unwrap();
     }
     assert!(
-        successes.load(Ordering::Relaxed) > 50,
+        successes.load(Ordering::Relaxed) > 50 && cancels.load(Ordering::Relaxed) > 0,
         "the load did not get going before the kill"
     );
 
     let server = Server::start(&db.url).await;
-    let pool = Db::connect(&db.url, 2).await.unwrap();
+    let pool = Raw::connect(&db.url).await;
     let count = |sql: &'static str| {
         let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(pool.reader())
-                .await
-                .expect(sql)
-        }
+        async move { pool.scalar(sql).await }
     };
     assert!(count("SELECT COUNT(*) FROM orders").await > 0);
-    // stock + sold = initial, for every product
+    assert!(count("SELECT COUNT(*) FROM orders WHERE status = 'CANCELLED'").await > 0);
+    // stock + sold in orders still paid = initial, for every product
     let oversold = count(
         "SELECT COUNT(*) FROM products p WHERE p.stock < 0 OR p.stock + COALESCE(
-             (SELECT CAST(SUM(i.quantity) AS BIGINT) FROM order_items i WHERE i.product_id = p.id), 0) <> 300",
+             (SELECT CAST(SUM(i.quantity) AS BIGINT) FROM order_items i JOIN orders o ON o.id = i.order_id
+              WHERE i.product_id = p.id AND o.status = 'PAID'), 0) <> 300",
     );
     assert_eq!(
         oversold.await,
         0,
         "stock + sold must equal the initial stock"
     );
-    // balance = charges - payments, for every user
+    // balance = charges - payments + refunds, for every user; one refund per cancelled order
     let off = count(
         "SELECT COUNT(*) FROM balances b WHERE b.balance <> (
-             SELECT COALESCE(CAST(SUM(CASE WHEN h.kind = 'CHARGE' THEN h.amount ELSE -h.amount END) AS BIGINT), 0)
+             SELECT COALESCE(CAST(SUM(CASE WHEN h.kind = 'PAYMENT' THEN -h.amount ELSE h.amount END) AS BIGINT), 0)
              FROM balance_history h WHERE h.user_id = b.user_id)",
     );
-    assert_eq!(off.await, 0, "balance must equal charges - payments");
+    assert_eq!(
+        off.await,
+        0,
+        "balance must equal charges - payments + refunds"
+    );
+    let unrefunded = count(
+        "SELECT COUNT(*) FROM orders o WHERE o.status = 'CANCELLED' AND o.paid_amount > 0
+             AND NOT EXISTS (SELECT 1 FROM balance_history h
+                             WHERE h.order_id = o.id AND h.kind = 'REFUND' AND h.amount = o.paid_amount)",
+    );
+    assert_eq!(unrefunded.await, 0, "every cancelled order is refunded");
     // every payment belongs to an order and every paid order has its payment and its event
     let unpaid = count(
         "SELECT COUNT(*) FROM orders o WHERE (o.paid_amount > 0 AND NOT EXISTS (SELECT 1 FROM balance_history h
@@ -226,8 +252,9 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
     assert_eq!(orphan_payments.await, 0);
     assert_eq!(
         count("SELECT COUNT(*) FROM outbox").await,
-        count("SELECT COUNT(*) FROM orders").await,
-        "one event per order"
+        count("SELECT COUNT(*) FROM orders").await
+            + count("SELECT COUNT(*) FROM orders WHERE status = 'CANCELLED'").await,
+        "one event per order and one per cancellation"
     );
     // issued quantity = coupons held; a used coupon belongs to exactly one order
     let issued_off = count(
@@ -241,7 +268,8 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
     );
     assert_eq!(
         count("SELECT COUNT(*) FROM user_coupons WHERE used_at IS NOT NULL").await,
-        count("SELECT COUNT(*) FROM orders WHERE user_coupon_id IS NOT NULL").await
+        count("SELECT COUNT(*) FROM orders WHERE user_coupon_id IS NOT NULL AND status = 'PAID'")
+            .await
     );
 
     // Events committed before the kill are delivered by the restarted server's relay, once.
@@ -256,8 +284,12 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
     assert_eq!(backlog, 0, "the outbox drains after the restart");
     assert_eq!(
         count("SELECT COALESCE(CAST(SUM(quantity) AS BIGINT), 0) FROM platform_sales_live").await,
-        count("SELECT COALESCE(CAST(SUM(quantity) AS BIGINT), 0) FROM order_items").await,
-        "every sale reaches the statistics exactly once"
+        count(
+            "SELECT COALESCE(CAST(SUM(i.quantity) AS BIGINT), 0) FROM order_items i
+             JOIN orders o ON o.id = i.order_id WHERE o.status = 'PAID'"
+        )
+        .await,
+        "every sale and every cancellation reaches the statistics exactly once"
     );
 
     // And the restarted server takes orders.
@@ -331,11 +363,9 @@ async fn demo_mode_loads_data_once_and_prints_tokens(backend: Backend) {
         .await;
         assert_eq!(created.unwrap().0, 201);
         drop(server);
-        let pool = Db::connect(&db.url, 2).await.unwrap();
-        sqlx::query("DELETE FROM products WHERE name = 'by the printed admin token'")
-            .execute(pool.reader())
-            .await
-            .unwrap();
+        let pool = Raw::connect(&db.url).await;
+        pool.execute("DELETE FROM products WHERE name = 'by the printed admin token'")
+            .await;
         pool.close().await;
     }
 }
@@ -406,16 +436,218 @@ async fn the_migrate_command_applies_the_schema(backend: Backend) {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let pool = Db::connect(&db.url, 2).await.unwrap();
-    let products: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
-        .fetch_one(pool.reader())
-        .await
-        .unwrap();
-    assert_eq!(products, 0);
+    let pool = Raw::connect(&db.url).await;
+    assert_eq!(pool.scalar("SELECT COUNT(*) FROM products").await, 0);
     pool.close().await;
 }
 
+/// A server with short edge timeouts (1 s for heads and bodies), optionally under an open-file
+/// limit of `nofile` (soft and hard).
+async fn edge_server(database_url: &str, nofile: Option<u64>) -> Server {
+    let (mut command, base) = Server::command(database_url);
+    command
+        .env("COMMERCE_JWT_SECRET", SECRET)
+        .env("COMMERCE_HEADER_TIMEOUT", "1s")
+        .env("COMMERCE_BODY_TIMEOUT", "1s");
+    if let Some(limit) = nofile {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NOFILE,
+                    limit,
+                    limit,
+                )
+                .map_err(std::io::Error::from)
+            });
+        }
+    }
+    let server = Server {
+        child: command.spawn().expect("spawn commerce"),
+        base,
+    };
+    server.wait_ready().await;
+    server
+}
+
+impl Server {
+    fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+}
+
+/// Reads until the peer closes the connection; `None` if it is still open after `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut seen))
+        .await
+        .ok()
+        .map(|_| String::from_utf8_lossy(&seen).into_owned())
+}
+
+async fn slow_and_idle_connections_are_cut_off(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let server = edge_server(&db.url, None).await;
+    let mut partial = Vec::new();
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+        stream
+            .write_all(b"GET /health/live HTTP/1.1\r\nHost: test\r\n")
+            .await
+            .unwrap();
+        partial.push(stream);
+    }
+    // A keep-alive connection that was answered once and then says nothing.
+    let mut idle = TcpStream::connect(server.addr()).await.unwrap();
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0; 1024];
+    let n = idle.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    // A body that stops arriving.
+    let mut stalled = TcpStream::connect(server.addr()).await.unwrap();
+    let head = format!(
+        "POST /api/v1/me/balance/charges HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"amount\"",
+        token(7, false)
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let limit = Duration::from_secs(4);
+    for stream in &mut partial {
+        assert!(
+            closed_within(stream, limit).await.is_some(),
+            "a partial request head was not cut off"
+        );
+    }
+    assert!(
+        closed_within(&mut idle, limit).await.is_some(),
+        "an idle keep-alive connection was not closed"
+    );
+    let answer = closed_within(&mut stalled, limit)
+        .await
+        .expect("a stalled body was not cut off");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(started.elapsed() < limit, "took {:?}", started.elapsed());
+    // Nothing was charged, and the server still answers.
+    let client = reqwest::Client::new();
+    let balance: Value = client
+        .get(format!("{}/api/v1/me/balance", server.base))
+        .bearer_auth(token(7, false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(balance["balance"], 0);
+}
+
+/// 1,100 idle sockets against a file limit of 1,024: the server caps its connections below the
+/// limit, cuts the idle ones at the header timeout, and answers a newcomer right after.
+async fn idle_sockets_cannot_keep_the_server_from_answering(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let server = edge_server(&db.url, Some(1024)).await;
+    let mut idle = Vec::new();
+    for _ in 0..1100 {
+        idle.push(TcpStream::connect(server.addr()).await.unwrap());
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let live = client
+        .get(format!("{}/health/live", server.base))
+        .send()
+        .await
+        .expect("/health/live answers once the idle connections are cut");
+    assert_eq!(live.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    let again = client
+        .get(format!("{}/health/ready", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+}
+
+async fn the_server_refuses_a_short_secret(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    for (name, strong) in [
+        ("COMMERCE_JWT_SECRET", false),
+        ("COMMERCE_JWT_PREVIOUS_SECRET", true),
+    ] {
+        let (mut command, _) = Server::command(&db.url);
+        command
+            .env(
+                "COMMERCE_JWT_SECRET",
+                if strong { SECRET } else { "sh0rt-s3cret" },
+            )
+            .env("COMMERCE_JWT_PREVIOUS_SECRET", "sh0rt-s3cret")
+            .stderr(Stdio::piped());
+        let output = command.output().await.unwrap();
+        assert!(
+            !output.status.success(),
+            "{name}: a short secret was accepted"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(name) && stderr.contains("32"), "{stderr}");
+        assert!(
+            !stderr.contains("sh0rt-s3cret"),
+            "the secret is printed: {stderr}"
+        );
+    }
+}
+
+/// A fresh database has a month of empty days to catch up: one log line, not 31.
+async fn start_up_logs_one_line_for_the_daily_catch_up(backend: Backend) {
+    let db = TestDb::create(backend).await;
+    let (mut command, _) = Server::command(&db.url);
+    command
+        .arg("--demo")
+        .env_remove("COMMERCE_JWT_SECRET")
+        .env("RUST_LOG", "info")
+        .env("COMMERCE_LOG_FORMAT", "json")
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let caught_up = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("daily sales stored");
+            log.push(line);
+            if done {
+                return;
+            }
+        }
+    })
+    .await;
+    // Let any further per-day lines come out before stopping the server.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        log.push(line);
+    }
+    let log = log.join("\n");
+    assert!(caught_up.is_ok(), "no catch-up line: {log}");
+    assert_eq!(log.matches("daily sales stored").count(), 1, "{log}");
+    assert!(log.contains(r#""days":31"#), "{log}");
+}
+
 on_both_backends!(
+    slow_and_idle_connections_are_cut_off,
+    idle_sockets_cannot_keep_the_server_from_answering,
+    the_server_refuses_a_short_secret,
+    start_up_logs_one_line_for_the_daily_catch_up,
     a_server_killed_mid_load_loses_nothing,
     sigterm_stops_the_server_cleanly,
     demo_mode_loads_data_once_and_prints_tokens,

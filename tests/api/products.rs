@@ -217,7 +217,7 @@ async fn product_detail_follows_this_instances_writes_at_once(backend: Backend) 
 async fn another_instances_change_shows_within_the_cache_ttl(backend: Backend) {
     let settings = commerce::config::Settings {
         product_cache_ttl: std::time::Duration::from_millis(200),
-        ..Default::default()
+        ..crate::harness::settings()
     };
     let app = TestApp::with_settings(backend, settings).await;
     let id = app.product("Mug", 1000, 10).await;
@@ -226,10 +226,7 @@ async fn another_instances_change_shows_within_the_cache_ttl(backend: Backend) {
         10
     );
     // Another instance sells 4: this one does not see its write until the entry expires.
-    sqlx::query("UPDATE products SET stock = 6")
-        .execute(app.state.db.reader())
-        .await
-        .unwrap();
+    app.execute("UPDATE products SET stock = 6").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
         app.get(&format!("/api/v1/products/{id}")).send().await.body["stock"],

@@ -4,8 +4,8 @@
 use crate::harness::{postgres_available, TestDb};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use commerce::db::DbError;
 use commerce::http::Problem;
+use commerce::store::{Fault, StoreError};
 use sqlx::{Connection, Executor};
 
 #[tokio::test]
@@ -18,15 +18,10 @@ async fn sqlite_busy_is_transient() {
     holder.execute("BEGIN IMMEDIATE").await.unwrap();
     let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
     other.execute("PRAGMA busy_timeout = 0").await.unwrap();
-    let error = DbError::from(other.execute("BEGIN IMMEDIATE").await.unwrap_err());
-    assert!(error.is_transient(), "{error:?}");
-    assert!(!DbError::from(
-        other
-            .execute("SELECT * FROM no_such_table")
-            .await
-            .unwrap_err()
-    )
-    .is_transient());
+    let error = StoreError::from(other.execute("BEGIN IMMEDIATE").await.unwrap_err());
+    assert_eq!(error.fault(), Fault::Transient, "{error:?}");
+    let missing = other.execute("SELECT * FROM no_such_table").await;
+    assert_eq!(StoreError::from(missing.unwrap_err()).fault(), Fault::Bug);
 }
 
 #[tokio::test]
@@ -59,19 +54,19 @@ async fn postgres_serialization_failure_is_transient() {
         .execute(format!("UPDATE {table} SET n = n + 1").as_str())
         .await
         .unwrap();
-    let error = DbError::from(
+    let error = StoreError::from(
         first
             .execute(format!("UPDATE {table} SET n = n + 1").as_str())
             .await
             .unwrap_err(),
     );
-    assert!(error.is_transient(), "{error:?}");
+    assert_eq!(error.fault(), Fault::Transient, "{error:?}");
     first.execute("ROLLBACK").await.unwrap();
 }
 
 #[test]
-fn a_database_that_stays_busy_is_a_503_with_retry_after() {
-    let response = Problem::from(DbError::Sqlx(sqlx::Error::PoolTimedOut)).into_response();
+fn a_database_without_a_free_connection_is_a_503_unavailable_with_retry_after() {
+    let response = Problem::from(StoreError::from(sqlx::Error::PoolTimedOut)).into_response();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(
@@ -81,7 +76,7 @@ fn a_database_that_stays_busy_is_a_503_with_retry_after() {
 }
 
 #[test]
-fn a_permanent_database_failure_is_a_500() {
-    let response = Problem::from(DbError::Sqlx(sqlx::Error::RowNotFound)).into_response();
+fn a_bug_class_database_failure_is_a_500() {
+    let response = Problem::from(StoreError::from(sqlx::Error::RowNotFound)).into_response();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }

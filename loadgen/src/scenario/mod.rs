@@ -34,7 +34,8 @@ pub enum Scenario {
     OrderRushHot,
     /// Orders of one unit each spread over 1,000 products.
     OrderRushSpread,
-    /// A realistic blend: mostly browsing, some orders, charges, balance reads and coupon issues.
+    /// A realistic blend: mostly browsing, some orders, charges, balance reads, coupon issues, and
+    /// cancellations of orders placed earlier in the run.
     Mixed,
 }
 

@@ -21,9 +21,25 @@ enum Op {
     Charge(usize),
     Issue(usize),
     Order(usize, Vec<(i64, i64)>),
+    Cancel(Placed),
 }
 
-fn choose(scenario: Scenario, fixture: &Fixture, rng: &mut SmallRng, turn: u64) -> Op {
+/// An order this worker placed and may cancel.
+#[derive(Debug, PartialEq)]
+struct Placed {
+    user: usize,
+    id: i64,
+    lines: Vec<(i64, i64)>,
+}
+
+/// The next request; a cancellation takes one of the worker's `placed` orders.
+fn choose(
+    scenario: Scenario,
+    fixture: &Fixture,
+    rng: &mut SmallRng,
+    turn: u64,
+    placed: &mut Vec<Placed>,
+) -> Op {
     let product =
         |rng: &mut SmallRng| fixture.products[rng.random_range(0..fixture.products.len())];
     let detail = |rng: &mut SmallRng| Op::Get(format!("/api/v1/products/{}", product(rng)));
@@ -55,7 +71,11 @@ fn choose(scenario: Scenario, fixture: &Fixture, rng: &mut SmallRng, turn: u64) 
                     .collect();
                 Op::Order(user(rng), lines)
             }
-            85..=89 => Op::Balance(user(rng)),
+            85..=87 => Op::Balance(user(rng)),
+            88..=89 => match placed.pop() {
+                Some(order) => Op::Cancel(order),
+                None => Op::Balance(user(rng)),
+            },
             90..=94 => Op::Charge(user(rng)),
             _ => Op::Issue(user(rng)),
         },
@@ -77,6 +97,10 @@ async fn send(api: &Api, fixture: &Fixture, op: &Op) -> anyhow::Result<Reply> {
             api.post("/api/v1/orders", token(*u), Some(&order_body(lines)))
                 .await
         }
+        Op::Cancel(order) => {
+            let path = format!("/api/v1/orders/{}/cancel", order.id);
+            api.post(&path, token(order.user), None).await
+        }
     }
 }
 
@@ -94,6 +118,9 @@ fn book(ledger: &mut Ledger, fixture: &Fixture, op: &Op, reply: &Reply) {
         (Op::Charge(u), 200) => ledger.charged(fixture.users[*u].id, CHARGE),
         (Op::Issue(_), 201) => ledger.issued(),
         (Op::Order(u, lines), 201) => ledger.ordered(fixture.users[*u].id, lines, &reply.body),
+        (Op::Cancel(order), 200) => {
+            ledger.cancelled(fixture.users[order.user].id, &order.lines, &reply.body)
+        }
         _ => {}
     }
 }
@@ -105,6 +132,8 @@ pub struct HttpWorker {
     fixture: Arc<Fixture>,
     rng: SmallRng,
     pub ledger: Ledger,
+    /// Orders placed in a scenario that cancels some (mixed).
+    placed: Vec<Placed>,
 }
 
 impl HttpWorker {
@@ -116,15 +145,27 @@ impl HttpWorker {
             // Seeded per worker: the same run sends the same mix.
             rng: SmallRng::seed_from_u64(n as u64),
             ledger: Ledger::default(),
+            placed: Vec::new(),
         }
     }
 }
 
 impl Worker for HttpWorker {
     async fn step(&mut self, turn: u64) -> Option<Answer> {
-        let op = choose(self.scenario, &self.fixture, &mut self.rng, turn);
+        let op = choose(
+            self.scenario,
+            &self.fixture,
+            &mut self.rng,
+            turn,
+            &mut self.placed,
+        );
         let reply = send(&self.api, &self.fixture, &op).await.ok()?;
         book(&mut self.ledger, &self.fixture, &op, &reply);
+        if let (Scenario::Mixed, Op::Order(user, lines), 201) = (self.scenario, op, reply.status) {
+            if let Some(id) = reply.body["id"].as_i64() {
+                self.placed.push(Placed { user, id, lines });
+            }
+        }
         Some(reply.answer())
     }
 }
@@ -149,11 +190,23 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(0);
         for turn in 0..4 {
             assert_eq!(
-                choose(Scenario::CouponRush, &fixture, &mut rng, turn),
+                choose(
+                    Scenario::CouponRush,
+                    &fixture,
+                    &mut rng,
+                    turn,
+                    &mut Vec::new()
+                ),
                 Op::Issue(turn as usize)
             );
             assert_eq!(
-                choose(Scenario::OrderRushHot, &fixture, &mut rng, turn),
+                choose(
+                    Scenario::OrderRushHot,
+                    &fixture,
+                    &mut rng,
+                    turn,
+                    &mut Vec::new()
+                ),
                 Op::Order(turn as usize, vec![(11, 1)])
             );
         }
@@ -178,6 +231,21 @@ mod tests {
         book(&mut ledger, &fixture, &Op::Issue(0), &refused);
         assert_eq!(ledger.sold_of(12), 3);
         assert_eq!(ledger.balance_of(2), -300);
+        let cancel = |id| {
+            Op::Cancel(Placed {
+                user: 1,
+                id,
+                lines: vec![(12, 3)],
+            })
+        };
+        let cancelled = Reply {
+            status: 200,
+            body: json!({"paid_amount": 300, "status": "CANCELLED"}),
+        };
+        book(&mut ledger, &fixture, &cancel(1), &cancelled);
+        book(&mut ledger, &fixture, &cancel(2), &refused);
+        assert_eq!(ledger.sold_of(12), 0);
+        assert_eq!(ledger.balance_of(2), 0);
         assert_eq!(ledger.issued_count(), 0);
         assert_eq!(refused.answer().code.as_deref(), Some("OUT_OF_STOCK"));
     }

@@ -1,27 +1,29 @@
-//! `Idempotency-Key` support for `POST /me/balance/charges` and `POST /orders`.
+//! `Idempotency-Key` support for the write endpoints that take it.
 //!
-//! The key, a fingerprint of the request and the outcome are stored in the same transaction as
-//! the effect, so a crash can never leave an effect without its key or a key without its effect.
-//! A business rejection (a 4xx) is remembered too: the effect runs inside a savepoint that is
-//! rolled back, and the key row with the rejection is committed. Infrastructure failures (5xx)
-//! roll the whole transaction back, so they are not remembered.
+//! The key, a fingerprint of the request and the HTTP answer (status and body) are stored in
+//! the same transaction as the effect, so a crash can never leave an effect without its key or
+//! a key without its effect, and a replay returns the first answer byte for byte whatever the
+//! code has become since. A business rejection (a 4xx) is remembered too: the effect runs inside
+//! a savepoint that is rolled back, and the key row with the rejection is committed. Storage
+//! failures (5xx) roll the whole transaction back, so they are not remembered.
 //!
 //! A concurrent retry with the same key blocks on the key's unique index (PostgreSQL) or on the
-//! single writer (SQLite) until the first commits, then replays its outcome.
+//! single writer (SQLite) until the first commits, then replays its answer.
 
-mod store;
-
-use crate::db::DbError;
-use crate::ids::UserId;
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Connection};
 use thiserror::Error;
+
+use crate::ids::UserId;
+use crate::store::{Conn, StoreError, StoreFault};
 
 /// How long keys are kept; the contract promises at least 24 hours.
 pub const RETENTION: chrono::Duration = chrono::Duration::hours(48);
+
+/// The longest `Idempotency-Key` accepted, in bytes (the OpenAPI document states it too).
+pub const MAX_KEY_LEN: usize = 255;
 
 /// A validated `Idempotency-Key` header value: 1..=255 printable ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +32,7 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     pub fn parse(raw: &[u8]) -> Option<Self> {
         let printable = |b: &u8| (0x20..=0x7e).contains(b);
-        (!raw.is_empty() && raw.len() <= 255 && raw.iter().all(printable))
+        (!raw.is_empty() && raw.len() <= MAX_KEY_LEN && raw.iter().all(printable))
             .then(|| Self(String::from_utf8_lossy(raw).into_owned()))
     }
 
@@ -39,7 +41,7 @@ impl IdempotencyKey {
     }
 }
 
-#[derive(Debug, Error, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 pub enum IdempotencyError {
     #[error("this Idempotency-Key was already used with a different request")]
     KeyReused,
@@ -74,57 +76,88 @@ impl Attempt {
     }
 }
 
-/// Errors that are business rejections: remembered and replayed, unlike infrastructure failures.
-pub trait Rejection {
-    fn is_rejection(&self) -> bool;
+/// An HTTP answer as stored with its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// The JSON body.
+    pub body: String,
 }
 
+/// What a write endpoint that honours keys answers with.
+#[derive(Debug)]
+pub enum Outcome<T, E> {
+    /// The effect ran now (or was refused now).
+    Fresh(Result<T, E>),
+    /// An earlier attempt with the same key and request answered this.
+    Replayed(Answer),
+}
+
+impl<T, E> From<Result<Outcome<T, E>, E>> for Outcome<T, E> {
+    fn from(result: Result<Outcome<T, E>, E>) -> Self {
+        result.unwrap_or_else(|error| Outcome::Fresh(Err(error)))
+    }
+}
+
+/// How an endpoint answers a result, for storing: `None` for answers that must not be
+/// remembered (server errors).
+pub type Render<T, E> = fn(&Result<T, E>) -> Option<Answer>;
+
 /// Runs `effect` in the caller's transaction at most once per attempt key: a retry gets the
-/// stored outcome back. Without a key it simply runs the effect.
+/// stored answer back. Without a key it simply runs the effect.
 ///
 /// The outer `Err` means "roll the transaction back"; `Ok(outcome)` means "commit, then answer
-/// with `outcome`" — which may be a remembered rejection, whose effect the savepoint undid.
+/// with `outcome`", which may be a remembered rejection whose effect the savepoint undid.
 pub async fn once<T, E, F>(
-    conn: &mut AnyConnection,
+    conn: &mut dyn Conn,
     attempt: Option<&Attempt>,
-    now_micros: i64,
+    now: DateTime<Utc>,
+    render: Render<T, E>,
     effect: F,
-) -> Result<Result<T, E>, E>
+) -> Result<Outcome<T, E>, E>
 where
-    T: Serialize + DeserializeOwned,
-    E: Serialize + DeserializeOwned + Rejection + From<DbError> + From<IdempotencyError>,
-    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>>,
+    E: From<StoreError> + From<IdempotencyError> + StoreFault,
+    F: for<'c> FnOnce(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>>,
 {
     let Some(attempt) = attempt else {
-        return effect(conn).await.map(Ok);
+        return effect(conn).await.map(|value| Outcome::Fresh(Ok(value)));
     };
-    if let Some(previous) = store::claim(conn, attempt, now_micros).await? {
+    let key = attempt.key.as_str();
+    if let Some(previous) = conn
+        .claim_key(attempt.user, key, &attempt.fingerprint, now)
+        .await?
+    {
         if previous.fingerprint != attempt.fingerprint {
             return Err(IdempotencyError::KeyReused.into());
         }
         metrics::counter!("idempotent_replays_total").increment(1);
-        let outcome = serde_json::from_str::<Result<T, E>>(&previous.outcome)
-            .map_err(|e| DbError::Corrupt(format!("stored idempotent outcome: {e}")))?;
-        return Ok(outcome);
+        return Ok(Outcome::Replayed(Answer {
+            status: previous.status,
+            body: previous.body,
+        }));
     }
 
-    let mut savepoint = conn.begin().await.map_err(DbError::from)?;
-    let outcome = effect(&mut savepoint).await;
+    conn.savepoint().await?;
+    let outcome = effect(&mut *conn).await;
     match &outcome {
-        Ok(_) => savepoint.commit().await.map_err(DbError::from)?,
-        Err(e) if e.is_rejection() => savepoint.rollback().await.map_err(DbError::from)?,
-        Err(_) => return outcome.map(Ok),
+        Err(error) if error.store_error().is_some() => {
+            return outcome.map(|v| Outcome::Fresh(Ok(v)))
+        }
+        Err(_) => conn.rollback_to_savepoint().await?,
+        Ok(_) => conn.release_savepoint().await?,
     }
-    let stored = serde_json::to_string(&outcome)
-        .map_err(|e| DbError::Corrupt(format!("idempotent outcome does not serialize: {e}")))?;
-    store::record(conn, attempt, &stored).await?;
-    Ok(outcome)
+    // A refusal to render means a server error, which rolls everything back: it is not kept.
+    let Some(answer) = render(&outcome) else {
+        return outcome.map(|v| Outcome::Fresh(Ok(v)));
+    };
+    conn.record_answer(attempt.user, key, answer.status, &answer.body)
+        .await?;
+    Ok(Outcome::Fresh(outcome))
 }
 
 /// Deletes keys past the retention period; returns how many.
-pub async fn prune(conn: &mut AnyConnection, now_micros: i64) -> Result<u64, DbError> {
-    let cutoff = now_micros - RETENTION.num_microseconds().expect("fits");
-    store::prune(conn, cutoff).await
+pub async fn prune(conn: &mut dyn Conn, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    conn.prune_keys(now - RETENTION).await
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! The event the order module publishes for the data platform.
+//! Events the order module publishes and the data platform consumes; owned by neither.
+
+pub mod jetstream;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,20 @@ pub struct OrderPaid {
     pub order_id: i64,
     pub user_id: i64,
     pub paid_at: DateTime<Utc>,
+    pub items: Vec<SoldItem>,
+}
+
+/// Outbox topic (and NATS subject suffix) of cancelled orders.
+pub const ORDER_CANCELLED: &str = "order.cancelled";
+
+/// A cancelled order's statistics: what was sold when it was placed, now taken back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    pub order_id: i64,
+    pub user_id: i64,
+    /// When the order was placed: its sales are taken off that day.
+    pub paid_at: DateTime<Utc>,
+    pub cancelled_at: DateTime<Utc>,
     pub items: Vec<SoldItem>,
 }
 

@@ -1,0 +1,196 @@
+//! Bounds on request fields, each stated once: the validators check them and the OpenAPI
+//! document is built from them (`#[schema(schema_with = ...)]`), so the two cannot disagree.
+
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::Object;
+
+/// Names (of products and coupons) are at most this many characters (Unicode scalar values,
+/// which is also how JSON Schema's `maxLength` counts).
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// The blank characters a name may not consist of only: Rust's `char::is_whitespace` less the
+/// control characters, which a name may not contain at all. Listed as ranges so that the
+/// OpenAPI pattern is built from the same list (a unit test checks it matches the standard).
+const BLANKS: &[(char, char)] = &[
+    (' ', ' '),
+    ('\u{85}', '\u{85}'),
+    ('\u{a0}', '\u{a0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200a}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202f}', '\u{202f}'),
+    ('\u{205f}', '\u{205f}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+/// U+0000 to U+001F and U+007F.
+fn is_forbidden_control(c: char) -> bool {
+    c <= '\u{1f}' || c == '\u{7f}'
+}
+
+/// A product or coupon name: 1..=200 characters, not blank, no control characters. Checked
+/// before any database call, so both backends give the same answer.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.chars().any(is_forbidden_control) {
+        return Err("name must not contain control characters (U+0000 to U+001F, U+007F)".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("name must be at most {MAX_NAME_CHARS} characters"));
+    }
+    if name.chars().all(char::is_whitespace) {
+        return Err("name must not be blank".into());
+    }
+    Ok(())
+}
+
+/// The pattern `check_name` enforces besides the length, in ECMA-262 syntax: no control
+/// character anywhere and at least one character that is neither control nor blank.
+pub fn name_pattern() -> String {
+    let blanks: String = BLANKS
+        .iter()
+        .map(|&(from, to)| {
+            if from == to {
+                escape(from)
+            } else {
+                format!("{}-{}", escape(from), escape(to))
+            }
+        })
+        .collect();
+    format!(r"^[^\x00-\x1F\x7F]*[^\x00-\x1F\x7F{blanks}][^\x00-\x1F\x7F]*$")
+}
+
+fn escape(c: char) -> String {
+    if c == ' ' {
+        " ".into()
+    } else {
+        format!(r"\u{:04X}", c as u32)
+    }
+}
+
+/// A name's schema.
+pub fn name() -> Object {
+    name_builder().build()
+}
+
+/// A name that may also be `null` (meaning: unchanged).
+pub fn name_or_null() -> Object {
+    name_builder()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .build()
+}
+
+fn name_builder() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_NAME_CHARS))
+        .pattern(Some(name_pattern()))
+}
+
+/// An integer in `MIN..=MAX`.
+pub fn int<const MIN: i64, const MAX: i64>() -> Object {
+    int_builder(MIN, MAX).build()
+}
+
+/// An integer in `MIN..=MAX`, or `null`.
+pub fn int_or_null<const MIN: i64, const MAX: i64>() -> Object {
+    int_builder(MIN, MAX)
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .build()
+}
+
+fn int_builder(min: i64, max: i64) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(min as f64))
+        .maximum(Some(max as f64))
+}
+
+/// `schema` with a description (a field given by `schema_with` loses its doc comment).
+pub fn described(mut schema: Object, description: &str) -> Object {
+    schema.description = Some(description.to_owned());
+    schema
+}
+
+/// JSON Schema calls `15.0` an integer, and so does this server: request bodies are read with
+/// every integral float (within 64 bits) turned into an integer before they are typed.
+pub fn integral_floats_as_integers(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            // -2^63 ..= 2^63 exclusive: exactly the i64 range, which `as` then converts exactly.
+            Some(f)
+                if f.fract() == 0.0
+                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
+            {
+                Value::from(f as i64)
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(integral_floats_as_integers).collect())
+        }
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k, integral_floats_as_integers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_blank_list_is_rusts_whitespace_less_controls() {
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let listed = BLANKS.iter().any(|&(from, to)| (from..=to).contains(&c));
+            let expected = c.is_whitespace() && !is_forbidden_control(c);
+            assert_eq!(listed, expected, "U+{:04X}", c as u32);
+        }
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("Wireless earbuds").is_ok());
+        assert!(check_name(" 무선 이어폰 ").is_ok());
+        assert!(check_name(&"가".repeat(MAX_NAME_CHARS)).is_ok());
+        for bad in [
+            String::new(),
+            " ".into(),
+            "\u{3000}\u{a0}".into(),
+            "a\u{0}b".into(),
+            "tab\there".into(),
+            "del\u{7f}".into(),
+            "line\nbreak".into(),
+            "가".repeat(MAX_NAME_CHARS + 1),
+        ] {
+            assert!(check_name(&bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn integral_floats_become_integers_and_others_stay() {
+        let value = serde_json::json!({"a": 15.0, "b": [1.5, -2.0, 1e3], "c": 1e19, "d": "2.0"});
+        let value = integral_floats_as_integers(value);
+        assert_eq!(
+            value,
+            serde_json::json!({"a": 15, "b": [1.5, -2, 1000], "c": 1e19, "d": "2.0"})
+        );
+        assert!(value["a"].is_i64());
+    }
+
+    #[test]
+    fn large_integral_floats_are_read_exactly() {
+        // Schemathesis found this one: a fast float parser read it one step (0.5) too low.
+        let value: serde_json::Value = serde_json::from_str("4087302775057682.0").unwrap();
+        assert_eq!(
+            integral_floats_as_integers(value),
+            serde_json::json!(4_087_302_775_057_682_i64)
+        );
+    }
+}

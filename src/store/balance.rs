@@ -1,0 +1,74 @@
+//! Balances and their history: what the balance service needs from a database.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::StoreError;
+use crate::ids::{OrderId, UserId};
+use crate::money::Won;
+use crate::page::PageRequest;
+
+/// Why a balance changed; stored as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[serde(rename_all = "UPPERCASE")]
+#[sqlx(type_name = "text", rename_all = "UPPERCASE")]
+pub enum EntryKind {
+    Charge,
+    Payment,
+    Refund,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub id: i64,
+    pub kind: EntryKind,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub order_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait BalanceStore {
+    /// A user with no balance row has balance 0.
+    async fn balance(&mut self, user: UserId) -> Result<Won, StoreError>;
+
+    /// Adds `amount` unless the balance would pass `max_balance`, and writes the CHARGE row.
+    /// Returns (balance after, history id), or `None` when the guard refused.
+    async fn charge(
+        &mut self,
+        user: UserId,
+        amount: Won,
+        max_balance: Won,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Won, i64)>, StoreError>;
+
+    /// Subtracts `amount` for `order` if the balance covers it, and writes the PAYMENT row.
+    /// Returns the balance after, or `None` when the balance is short.
+    async fn pay(
+        &mut self,
+        user: UserId,
+        amount: Won,
+        order: OrderId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Won>, StoreError>;
+
+    /// Adds `amount` back for the cancelled `order`, past the maximum balance if need be, and
+    /// writes the REFUND row. Returns the balance after.
+    async fn refund(
+        &mut self,
+        user: UserId,
+        amount: Won,
+        order: OrderId,
+        now: DateTime<Utc>,
+    ) -> Result<Won, StoreError>;
+
+    /// Newest first, strictly older than the page's cursor.
+    async fn history(
+        &mut self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Vec<HistoryRow>, StoreError>;
+}

@@ -1,0 +1,422 @@
+//! Storage: one interface and two native implementations.
+//!
+//! Services talk to [`Conn`], one trait per capability gathered in one, and never see SQL.
+//! `postgres/` implements it on sqlx's PostgreSQL driver with native types (`TIMESTAMPTZ`,
+//! `DATE`, arrays); `sqlite/` on sqlx's SQLite driver. Backend differences live inside those two
+//! folders and in the dispatch below, nowhere else.
+//!
+//! Writes run through [`Db::write`]: one transaction, answered only after `COMMIT` succeeded.
+//! A storage error inside it discards the connection (SQLite rolls a transaction back by itself
+//! on disk-full and I/O errors, so its state cannot be trusted), transient errors run the work
+//! again within [`WRITE_DEADLINE`], and the rest reach the caller classified (see [`Fault`]).
+
+pub mod balance;
+pub mod coupon;
+mod error;
+pub mod idempotency;
+pub mod order;
+pub mod outbox;
+pub mod platform;
+mod postgres;
+pub mod product;
+mod retry;
+mod sqlite;
+
+pub use error::{Fault, StoreError, StoreFault};
+pub use retry::WRITE_DEADLINE;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Executor, Pool};
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use outbox::{Event, OutboxStore as _};
+use retry::Deadline;
+
+/// Everything a service can ask of a database connection, in or out of a transaction.
+#[async_trait]
+pub trait Conn:
+    balance::BalanceStore
+    + product::ProductStore
+    + coupon::CouponStore
+    + order::OrderStore
+    + platform::PlatformStore
+    + outbox::OutboxStore
+    + idempotency::IdempotencyStore
+    + Send
+{
+    /// Opens a savepoint: what follows can be undone alone, the transaction going on.
+    async fn savepoint(&mut self) -> Result<(), StoreError>;
+    async fn release_savepoint(&mut self) -> Result<(), StoreError>;
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
+    /// A small write that needs fresh space, so it fails while the disk is full.
+    async fn probe_write(&mut self) -> Result<(), StoreError>;
+}
+
+/// The one backend type of the project: the server, the tests and the load generator use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Pools {
+    Postgres(sqlx::PgPool),
+    /// SQLite allows one writer at a time: writes queue for the one-connection `write` pool
+    /// instead of spinning on `SQLITE_BUSY`; reads use `read` and never block on WAL.
+    Sqlite {
+        read: sqlx::SqlitePool,
+        write: sqlx::SqlitePool,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pools: Pools,
+    /// Set while writes fail for lack of storage; a committed write clears it.
+    writes_failing: Arc<AtomicBool>,
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://PATH`, created if missing, or `postgres://...`).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+        let max_connections = max_connections.max(2);
+        let pools = match Backend::from_url(url) {
+            Some(Backend::Postgres) => Pools::Postgres(postgres::pool(url, max_connections).await?),
+            Some(Backend::Sqlite) => {
+                let (read, write) = sqlite::pools(url, max_connections).await?;
+                Pools::Sqlite { read, write }
+            }
+            None => {
+                return Err(StoreError::new(
+                    Fault::Bug,
+                    "unsupported database URL: use sqlite://PATH or postgres://...",
+                ))
+            }
+        };
+        Ok(Db {
+            pools,
+            writes_failing: Arc::default(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Postgres(_) => Backend::Postgres,
+            Pools::Sqlite { .. } => Backend::Sqlite,
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let result = match &self.pools {
+            Pools::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+            Pools::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await,
+        };
+        result.map_err(|e| StoreError::new(Fault::Unavailable, e))
+    }
+
+    /// A connection for reads that need no transaction.
+    pub async fn read(&self) -> Result<Reader, StoreError> {
+        Ok(Reader(match &self.pools {
+            Pools::Postgres(pool) => Pooled::Postgres(pool.acquire().await?),
+            Pools::Sqlite { read, .. } => Pooled::Sqlite(read.acquire().await?),
+        }))
+    }
+
+    /// Runs `work` in one transaction and commits it if `work` succeeds; `Ok` only once the
+    /// commit did. Transient failures run `work` again with jittered backoff until
+    /// [`WRITE_DEADLINE`]; other storage failures are answered at once.
+    pub async fn write<T, E, F>(&self, mut work: F) -> Result<T, E>
+    where
+        F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>>,
+        E: From<StoreError> + StoreFault,
+    {
+        let mut deadline = Deadline::start(WRITE_DEADLINE);
+        loop {
+            let wait = deadline.remaining();
+            let outcome = match &self.pools {
+                Pools::Postgres(pool) => in_transaction(pool, "BEGIN", wait, &mut work).await,
+                // IMMEDIATE takes the write lock at once, so a transaction never fails half-way
+                // to upgrade a read lock.
+                Pools::Sqlite { write, .. } => {
+                    in_transaction(write, "BEGIN IMMEDIATE", wait, &mut work).await
+                }
+            };
+            let fault = outcome
+                .as_ref()
+                .err()
+                .and_then(|e| e.store_error())
+                .map(StoreError::fault);
+            match fault {
+                Some(Fault::Transient) => {
+                    if let Some(pause) = deadline.next_pause() {
+                        metrics::counter!("db_transaction_retries_total").increment(1);
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                }
+                Some(Fault::Unavailable | Fault::OutcomeUnknown) => {
+                    self.writes_failing.store(true, Ordering::Relaxed);
+                }
+                Some(Fault::UniqueViolation | Fault::Bug) => {}
+                None => self.writes_failing.store(false, Ordering::Relaxed),
+            }
+            return outcome;
+        }
+    }
+
+    /// Ready when the database answers and, after writes failed for lack of storage, takes a
+    /// probe write again: so readiness recovers by itself once the fault clears.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.read().await?.ping().await?;
+        if self.writes_failing.load(Ordering::Relaxed) {
+            self.write(|conn| conn.probe_write()).await?;
+        }
+        Ok(())
+    }
+
+    /// Hands up to `limit` undelivered events to `deliver`, which returns the ids it delivered
+    /// (and anything else the caller wants back); those are marked delivered.
+    ///
+    /// PostgreSQL claims the events with row locks held until they are marked, so instances
+    /// never send the same batch twice. SQLite has one writer, which must not wait on the
+    /// network: it reads, delivers, then marks in a short write.
+    pub async fn deliver_outbox<R, F, Fut>(
+        &self,
+        limit: i64,
+        now: chrono::DateTime<chrono::Utc>,
+        deliver: F,
+    ) -> Result<(usize, R), StoreError>
+    where
+        F: FnOnce(Vec<Event>) -> Fut,
+        Fut: Future<Output = (Vec<i64>, R)>,
+    {
+        match &self.pools {
+            Pools::Postgres(pool) => {
+                let mut tx = Transaction::begin(pool, "BEGIN", WRITE_DEADLINE).await?;
+                let events = tx.pending_events(limit).await?;
+                let (delivered, rest) = deliver(events).await;
+                tx.mark_delivered(&delivered, now).await?;
+                tx.commit().await?;
+                Ok((delivered.len(), rest))
+            }
+            Pools::Sqlite { .. } => {
+                let events = self.read().await?.pending_events(limit).await?;
+                let (delivered, rest) = deliver(events).await;
+                let ids = Arc::new(delivered);
+                self.write(|conn| {
+                    let ids = ids.clone();
+                    Box::pin(async move { conn.mark_delivered(&ids, now).await })
+                })
+                .await?;
+                Ok((ids.len(), rest))
+            }
+        }
+    }
+
+    /// Pool usage, for the metrics endpoint: (pool name, open connections, idle connections).
+    pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
+        match &self.pools {
+            Pools::Postgres(pool) => vec![("main", pool.size(), pool.num_idle())],
+            Pools::Sqlite { read, write } => vec![
+                ("read", read.size(), read.num_idle()),
+                ("write", write.size(), write.num_idle()),
+            ],
+        }
+    }
+
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Postgres(pool) => pool.close().await,
+            Pools::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+        }
+    }
+}
+
+/// A pooled connection of either backend.
+enum Pooled {
+    Postgres(PoolConnection<sqlx::Postgres>),
+    Sqlite(PoolConnection<sqlx::Sqlite>),
+}
+
+/// A connection for reads, used as a [`Conn`].
+pub struct Reader(Pooled);
+
+impl Reader {
+    async fn ping(&mut self) -> Result<(), StoreError> {
+        use sqlx::Connection;
+        match &mut self.0 {
+            Pooled::Postgres(conn) => conn.ping().await?,
+            Pooled::Sqlite(conn) => conn.ping().await?,
+        }
+        Ok(())
+    }
+}
+
+impl Deref for Reader {
+    type Target = dyn Conn;
+    fn deref(&self) -> &Self::Target {
+        match &self.0 {
+            Pooled::Postgres(conn) => &**conn,
+            Pooled::Sqlite(conn) => &**conn,
+        }
+    }
+}
+
+impl DerefMut for Reader {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match &mut self.0 {
+            Pooled::Postgres(conn) => &mut **conn,
+            Pooled::Sqlite(conn) => &mut **conn,
+        }
+    }
+}
+
+/// One transaction on a pooled connection. Unless it ends in a successful `COMMIT` or
+/// `ROLLBACK`, the connection is closed instead of going back to the pool: after a failure,
+/// or when the request's future is dropped half-way, its state is unknown.
+struct Transaction<DB: Database> {
+    conn: PoolConnection<DB>,
+    open: bool,
+}
+
+impl<DB> Transaction<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    async fn begin(pool: &Pool<DB>, begin: &str, wait: Duration) -> Result<Self, StoreError> {
+        let conn = tokio::time::timeout(wait, pool.acquire())
+            .await
+            .map_err(|_| {
+                StoreError::new(
+                    Fault::Unavailable,
+                    "no database connection within the deadline",
+                )
+            })??;
+        let mut tx = Transaction { conn, open: true };
+        tx.conn.execute(begin).await?;
+        Ok(tx)
+    }
+
+    async fn commit(mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute("COMMIT")
+            .await
+            .map_err(StoreError::from_commit)?;
+        self.open = false;
+        Ok(())
+    }
+
+    async fn rollback(mut self) {
+        if self.conn.execute("ROLLBACK").await.is_ok() {
+            self.open = false;
+        }
+    }
+}
+
+impl<DB: Database> Drop for Transaction<DB> {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl<DB: Database> Deref for Transaction<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl<DB: Database> DerefMut for Transaction<DB> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+/// One attempt of a write: begin, work, commit; a business rejection rolls back and keeps the
+/// connection, a storage error drops it (see [`Transaction`]).
+async fn in_transaction<DB, T, E, F>(
+    pool: &Pool<DB>,
+    begin: &str,
+    wait: Duration,
+    work: &mut F,
+) -> Result<T, E>
+where
+    DB: Database,
+    DB::Connection: Conn,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>>,
+    E: From<StoreError> + StoreFault,
+{
+    let mut tx = Transaction::begin(pool, begin, wait).await?;
+    match work(&mut *tx).await {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(error) => {
+            if error.store_error().is_none() {
+                tx.rollback().await;
+            }
+            Err(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    fn versions(backend: &str) -> BTreeSet<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.expect("a directory entry").file_name())
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn both_backends_have_the_same_migrations() {
+        let (sqlite, postgres) = (versions("sqlite"), versions("postgres"));
+        assert!(!sqlite.is_empty());
+        assert_eq!(
+            sqlite, postgres,
+            "each migration exists for both backends, under one name"
+        );
+    }
+}

@@ -1,0 +1,36 @@
+//! The transactional outbox: what the relay needs from a database.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+
+/// An event as stored: its id is the idempotency key downstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: i64,
+    pub topic: String,
+    pub payload: String,
+}
+
+#[async_trait]
+pub trait OutboxStore {
+    async fn insert_event(
+        &mut self,
+        topic: &str,
+        payload: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+
+    /// Events written but not yet delivered.
+    async fn outbox_backlog(&mut self) -> Result<i64, StoreError>;
+
+    /// The oldest undelivered events. On PostgreSQL they are locked for the caller's
+    /// transaction, skipping rows another instance's relay holds.
+    async fn pending_events(&mut self, limit: i64) -> Result<Vec<Event>, StoreError>;
+
+    async fn mark_delivered(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Deletes events delivered before `cutoff`; returns how many.
+    async fn prune_outbox(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,139 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::ids::{OrderId, UserId};
+use crate::money::Won;
+use crate::page::PageRequest;
+use crate::store::balance::{BalanceStore, EntryKind, HistoryRow};
+use crate::store::StoreError;
+
+#[derive(sqlx::FromRow)]
+struct History {
+    id: i64,
+    kind: EntryKind,
+    amount: i64,
+    balance_after: i64,
+    order_id: Option<i64>,
+    created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+impl BalanceStore for PgConnection {
+    async fn balance(&mut self, user: UserId) -> Result<Won, StoreError> {
+        let balance: Option<i64> =
+            sqlx::query_scalar("SELECT balance FROM balances WHERE user_id = $1")
+                .bind(user.get())
+                .fetch_optional(&mut *self)
+                .await?;
+        Ok(Won(balance.unwrap_or(0)))
+    }
+
+    /// One round trip: the guarded change and its history row together.
+    async fn charge(
+        &mut self,
+        user: UserId,
+        amount: Won,
+        max_balance: Won,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Won, i64)>, StoreError> {
+        if amount > max_balance {
+            return Ok(None);
+        }
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "WITH changed AS (
+                 INSERT INTO balances (user_id, balance, updated_at) VALUES ($1, $2, $4)
+                 ON CONFLICT (user_id) DO UPDATE
+                     SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
+                     WHERE balances.balance + excluded.balance <= $3
+                 RETURNING balance)
+             INSERT INTO balance_history (user_id, kind, amount, balance_after, created_at)
+             SELECT $1, $5, $2, balance, $4 FROM changed RETURNING balance_after, id",
+        )
+        .bind(user.get())
+        .bind(amount.get())
+        .bind(max_balance.get())
+        .bind(now)
+        .bind(EntryKind::Charge)
+        .fetch_optional(&mut *self)
+        .await?;
+        Ok(row.map(|(balance, id)| (Won(balance), id)))
+    }
+
+    async fn pay(
+        &mut self,
+        user: UserId,
+        amount: Won,
+        order: OrderId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Won>, StoreError> {
+        let balance: Option<i64> = sqlx::query_scalar(
+            "WITH changed AS (
+                 UPDATE balances SET balance = balance - $2, updated_at = $3
+                 WHERE user_id = $1 AND balance >= $2 RETURNING balance)
+             INSERT INTO balance_history (user_id, kind, amount, balance_after, order_id, created_at)
+             SELECT $1, $5, $2, balance, $4, $3 FROM changed RETURNING balance_after",
+        )
+        .bind(user.get())
+        .bind(amount.get())
+        .bind(now)
+        .bind(order.get())
+        .bind(EntryKind::Payment)
+        .fetch_optional(&mut *self)
+        .await?;
+        Ok(balance.map(Won))
+    }
+
+    async fn refund(
+        &mut self,
+        user: UserId,
+        amount: Won,
+        order: OrderId,
+        now: DateTime<Utc>,
+    ) -> Result<Won, StoreError> {
+        let balance: i64 = sqlx::query_scalar(
+            "WITH changed AS (
+                 INSERT INTO balances (user_id, balance, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (user_id) DO UPDATE
+                     SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
+                 RETURNING balance)
+             INSERT INTO balance_history (user_id, kind, amount, balance_after, order_id, created_at)
+             SELECT $1, $5, $2, balance, $4, $3 FROM changed RETURNING balance_after",
+        )
+        .bind(user.get())
+        .bind(amount.get())
+        .bind(now)
+        .bind(order.get())
+        .bind(EntryKind::Refund)
+        .fetch_one(&mut *self)
+        .await?;
+        Ok(Won(balance))
+    }
+
+    async fn history(
+        &mut self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        let rows: Vec<History> = sqlx::query_as(
+            "SELECT id, kind, amount, balance_after, order_id, created_at FROM balance_history
+             WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(user.get())
+        .bind(page.after.unwrap_or(i64::MAX))
+        .bind(page.fetch_limit())
+        .fetch_all(&mut *self)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| HistoryRow {
+                id: row.id,
+                kind: row.kind,
+                amount: row.amount,
+                balance_after: row.balance_after,
+                order_id: row.order_id,
+                created_at: row.created_at,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,275 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::ids::{CouponId, OrderId, UserCouponId, UserId};
+use crate::page::PageRequest;
+use crate::store::coupon::{
+    CouponRow, CouponStore, DiscountType, NewCouponRow, TermsRow, UserCouponRow,
+};
+use crate::store::StoreError;
+
+/// The campaign's columns, unqualified (for `RETURNING`) and as `c.` of a join.
+macro_rules! coupon_columns {
+    ($($p:literal)?) => {
+        concat!(
+            $($p,)? "id, ", $($p,)? "name, ", $($p,)? "discount_type, ", $($p,)? "discount_value, ",
+            $($p,)? "min_order_amount, ", $($p,)? "total_quantity, ", $($p,)? "issued_quantity, ",
+            $($p,)? "issue_starts_at, ", $($p,)? "issue_ends_at, ", $($p,)? "valid_days"
+        )
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct Coupon {
+    id: i64,
+    name: String,
+    discount_type: DiscountType,
+    discount_value: i64,
+    min_order_amount: i64,
+    total_quantity: i64,
+    issued_quantity: i64,
+    issue_starts_at: Option<DateTime<Utc>>,
+    issue_ends_at: Option<DateTime<Utc>>,
+    valid_days: i64,
+}
+
+impl TryFrom<Coupon> for CouponRow {
+    type Error = StoreError;
+    fn try_from(row: Coupon) -> Result<Self, StoreError> {
+        Ok(CouponRow {
+            id: CouponId::new(row.id).ok_or_else(|| StoreError::corrupt(row.id))?,
+            name: row.name,
+            discount_type: row.discount_type,
+            discount_value: row.discount_value,
+            min_order_amount: row.min_order_amount,
+            total_quantity: row.total_quantity,
+            issued_quantity: row.issued_quantity,
+            issue_starts_at: row.issue_starts_at,
+            issue_ends_at: row.issue_ends_at,
+            valid_days: row.valid_days,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserCoupon {
+    user_coupon_id: i64,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    coupon: Coupon,
+}
+
+impl TryFrom<UserCoupon> for UserCouponRow {
+    type Error = StoreError;
+    fn try_from(row: UserCoupon) -> Result<Self, StoreError> {
+        let id = row.user_coupon_id;
+        Ok(UserCouponRow {
+            id: UserCouponId::new(id).ok_or_else(|| StoreError::corrupt(id))?,
+            coupon: row.coupon.try_into()?,
+            issued_at: row.issued_at,
+            expires_at: row.expires_at,
+            used_at: row.used_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Terms {
+    discount_type: DiscountType,
+    discount_value: i64,
+    min_order_amount: i64,
+}
+
+#[async_trait]
+impl CouponStore for PgConnection {
+    async fn insert_coupon(
+        &mut self,
+        new: &NewCouponRow<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<CouponRow, StoreError> {
+        sqlx::query_as::<_, Coupon>(concat!(
+            "INSERT INTO coupons (name, discount_type, discount_value, min_order_amount,
+                 total_quantity, issue_starts_at, issue_ends_at, valid_days, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+            coupon_columns!()
+        ))
+        .bind(new.name)
+        .bind(new.discount_type)
+        .bind(new.discount_value)
+        .bind(new.min_order_amount)
+        .bind(new.total_quantity)
+        .bind(new.issue_starts_at)
+        .bind(new.issue_ends_at)
+        .bind(new.valid_days)
+        .bind(now)
+        .fetch_one(&mut *self)
+        .await?
+        .try_into()
+    }
+
+    async fn coupon(&mut self, id: CouponId) -> Result<Option<CouponRow>, StoreError> {
+        sqlx::query_as::<_, Coupon>(concat!(
+            "SELECT ",
+            coupon_columns!(),
+            " FROM coupons WHERE id = $1"
+        ))
+        .bind(id.get())
+        .fetch_optional(&mut *self)
+        .await?
+        .map(CouponRow::try_from)
+        .transpose()
+    }
+
+    async fn issuable_coupons(
+        &mut self,
+        now: DateTime<Utc>,
+        page: PageRequest,
+    ) -> Result<Vec<CouponRow>, StoreError> {
+        sqlx::query_as::<_, Coupon>(concat!(
+            "SELECT ",
+            coupon_columns!(),
+            " FROM coupons
+             WHERE id > $1 AND issued_quantity < total_quantity
+               AND (issue_starts_at IS NULL OR issue_starts_at <= $2)
+               AND (issue_ends_at IS NULL OR issue_ends_at > $2)
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(page.after.unwrap_or(0))
+        .bind(now)
+        .bind(page.fetch_limit())
+        .fetch_all(&mut *self)
+        .await?
+        .into_iter()
+        .map(CouponRow::try_from)
+        .collect()
+    }
+
+    async fn holds_coupon(&mut self, user: UserId, id: CouponId) -> Result<bool, StoreError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM user_coupons WHERE user_id = $1 AND coupon_id = $2")
+                .bind(user.get())
+                .bind(id.get())
+                .fetch_optional(&mut *self)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    async fn take_coupon(
+        &mut self,
+        id: CouponId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CouponRow>, StoreError> {
+        sqlx::query_as::<_, Coupon>(concat!(
+            "UPDATE coupons SET issued_quantity = issued_quantity + 1
+             WHERE id = $1 AND issued_quantity < total_quantity
+               AND (issue_starts_at IS NULL OR issue_starts_at <= $2)
+               AND (issue_ends_at IS NULL OR issue_ends_at > $2)
+             RETURNING ",
+            coupon_columns!()
+        ))
+        .bind(id.get())
+        .bind(now)
+        .fetch_optional(&mut *self)
+        .await?
+        .map(CouponRow::try_from)
+        .transpose()
+    }
+
+    async fn insert_user_coupon(
+        &mut self,
+        user: UserId,
+        coupon: CouponId,
+        issued_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<UserCouponId, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO user_coupons (user_id, coupon_id, issued_at, expires_at)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(user.get())
+        .bind(coupon.get())
+        .bind(issued_at)
+        .bind(expires_at)
+        .fetch_one(&mut *self)
+        .await?;
+        UserCouponId::new(id).ok_or_else(|| StoreError::corrupt(id))
+    }
+
+    async fn user_coupons(
+        &mut self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Vec<UserCouponRow>, StoreError> {
+        sqlx::query_as::<_, UserCoupon>(concat!(
+            "SELECT u.id AS user_coupon_id, u.issued_at, u.expires_at, u.used_at, ",
+            coupon_columns!("c."),
+            " FROM user_coupons u JOIN coupons c ON c.id = u.coupon_id
+             WHERE u.user_id = $1 AND u.id < $2 ORDER BY u.id DESC LIMIT $3"
+        ))
+        .bind(user.get())
+        .bind(page.after.unwrap_or(i64::MAX))
+        .bind(page.fetch_limit())
+        .fetch_all(&mut *self)
+        .await?
+        .into_iter()
+        .map(UserCouponRow::try_from)
+        .collect()
+    }
+
+    async fn usable_terms(
+        &mut self,
+        user: UserId,
+        id: UserCouponId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TermsRow>, StoreError> {
+        let terms = sqlx::query_as::<_, Terms>(
+            "SELECT c.discount_type, c.discount_value, c.min_order_amount
+             FROM user_coupons u JOIN coupons c ON c.id = u.coupon_id
+             WHERE u.id = $1 AND u.user_id = $2 AND u.used_at IS NULL AND u.expires_at > $3",
+        )
+        .bind(id.get())
+        .bind(user.get())
+        .bind(now)
+        .fetch_optional(&mut *self)
+        .await?;
+        Ok(terms.map(|t| TermsRow {
+            discount_type: t.discount_type,
+            discount_value: t.discount_value,
+            min_order_amount: t.min_order_amount,
+        }))
+    }
+
+    async fn release_coupon(&mut self, id: UserCouponId, order: OrderId) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE user_coupons SET used_at = NULL, order_id = NULL WHERE id = $1 AND order_id = $2",
+        )
+        .bind(id.get())
+        .bind(order.get())
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn use_coupon(
+        &mut self,
+        user: UserId,
+        id: UserCouponId,
+        order: OrderId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE user_coupons SET used_at = $3, order_id = $4
+             WHERE id = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(id.get())
+        .bind(user.get())
+        .bind(now)
+        .bind(order.get())
+        .execute(&mut *self)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}

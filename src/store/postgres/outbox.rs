@@ -1,0 +1,78 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::store::outbox::{Event, OutboxStore};
+use crate::store::StoreError;
+
+#[derive(sqlx::FromRow)]
+struct Pending {
+    id: i64,
+    topic: String,
+    payload: String,
+}
+
+#[async_trait]
+impl OutboxStore for PgConnection {
+    async fn insert_event(
+        &mut self,
+        topic: &str,
+        payload: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO outbox (topic, payload, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(topic)
+        .bind(payload)
+        .bind(now)
+        .fetch_one(&mut *self)
+        .await?)
+    }
+
+    async fn outbox_backlog(&mut self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")
+                .fetch_one(&mut *self)
+                .await?,
+        )
+    }
+
+    /// The rows stay locked until the caller's transaction ends; another instance's relay
+    /// skips them instead of sending the same events.
+    async fn pending_events(&mut self, limit: i64) -> Result<Vec<Event>, StoreError> {
+        let pending: Vec<Pending> = sqlx::query_as(
+            "SELECT id, topic, payload FROM outbox WHERE delivered_at IS NULL
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(limit)
+        .fetch_all(&mut *self)
+        .await?;
+        Ok(pending
+            .into_iter()
+            .map(|p| Event {
+                id: p.id,
+                topic: p.topic,
+                payload: p.payload,
+            })
+            .collect())
+    }
+
+    async fn mark_delivered(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET delivered_at = $1 WHERE id = ANY($2)")
+            .bind(now)
+            .bind(ids)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_outbox(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let result =
+            sqlx::query("DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1")
+                .bind(cutoff)
+                .execute(&mut *self)
+                .await?;
+        Ok(result.rows_affected())
+    }
+}

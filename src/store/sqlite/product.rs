@@ -1,0 +1,142 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
+
+use super::micros;
+use crate::ids::ProductId;
+use crate::page::PageRequest;
+use crate::store::product::{ProductChange, ProductRow, ProductStore};
+use crate::store::StoreError;
+
+#[derive(sqlx::FromRow)]
+struct Product {
+    id: i64,
+    name: String,
+    price: i64,
+    stock: i64,
+}
+
+impl TryFrom<Product> for ProductRow {
+    type Error = StoreError;
+    fn try_from(row: Product) -> Result<Self, StoreError> {
+        Ok(ProductRow {
+            id: ProductId::new(row.id).ok_or_else(|| StoreError::corrupt(row.id))?,
+            name: row.name,
+            price: row.price,
+            stock: row.stock,
+        })
+    }
+}
+
+fn rows(products: Vec<Product>) -> Result<Vec<ProductRow>, StoreError> {
+    products.into_iter().map(ProductRow::try_from).collect()
+}
+
+fn row(product: Option<Product>) -> Result<Option<ProductRow>, StoreError> {
+    product.map(ProductRow::try_from).transpose()
+}
+
+/// Ids as a JSON array, for `IN (SELECT value FROM json_each($1))`.
+pub(super) fn json_ids(ids: impl IntoIterator<Item = i64>) -> String {
+    serde_json::to_string(&ids.into_iter().collect::<Vec<_>>()).expect("ids serialize")
+}
+
+#[async_trait]
+impl ProductStore for SqliteConnection {
+    async fn product(&mut self, id: ProductId) -> Result<Option<ProductRow>, StoreError> {
+        row(
+            sqlx::query_as("SELECT id, name, price, stock FROM products WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(&mut *self)
+                .await?,
+        )
+    }
+
+    async fn products(&mut self, page: PageRequest) -> Result<Vec<ProductRow>, StoreError> {
+        rows(
+            sqlx::query_as(
+                "SELECT id, name, price, stock FROM products WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(page.after.unwrap_or(0))
+            .bind(page.fetch_limit())
+            .fetch_all(&mut *self)
+            .await?,
+        )
+    }
+
+    async fn products_by_id(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError> {
+        rows(
+            sqlx::query_as(
+                "SELECT id, name, price, stock FROM products
+                 WHERE id IN (SELECT value FROM json_each($1))",
+            )
+            .bind(json_ids(ids.iter().map(|id| id.get())))
+            .fetch_all(&mut *self)
+            .await?,
+        )
+    }
+
+    async fn insert_product(
+        &mut self,
+        name: &str,
+        price: i64,
+        stock: i64,
+        now: DateTime<Utc>,
+    ) -> Result<ProductRow, StoreError> {
+        sqlx::query_as::<_, Product>(
+            "INSERT INTO products (name, price, stock, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $4) RETURNING id, name, price, stock",
+        )
+        .bind(name)
+        .bind(price)
+        .bind(stock)
+        .bind(micros(now))
+        .fetch_one(&mut *self)
+        .await?
+        .try_into()
+    }
+
+    async fn update_product(
+        &mut self,
+        id: ProductId,
+        change: ProductChange<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ProductRow>, StoreError> {
+        row(sqlx::query_as(
+            "UPDATE products SET name = COALESCE($2, name), price = COALESCE($3, price),
+                 stock = COALESCE($4, stock), updated_at = $5
+             WHERE id = $1 RETURNING id, name, price, stock",
+        )
+        .bind(id.get())
+        .bind(change.name)
+        .bind(change.price)
+        .bind(change.stock)
+        .bind(micros(now))
+        .fetch_optional(&mut *self)
+        .await?)
+    }
+
+    async fn take_stock(
+        &mut self,
+        id: ProductId,
+        quantity: i64,
+    ) -> Result<Option<ProductRow>, StoreError> {
+        row(sqlx::query_as(
+            "UPDATE products SET stock = stock - $2 WHERE id = $1 AND stock >= $2
+             RETURNING id, name, price, stock",
+        )
+        .bind(id.get())
+        .bind(quantity)
+        .fetch_optional(&mut *self)
+        .await?)
+    }
+
+    async fn restock(&mut self, id: ProductId, quantity: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE products SET stock = stock + $2 WHERE id = $1")
+            .bind(id.get())
+            .bind(quantity)
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+}
