@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-use super::service::{Order, OrderError};
+use super::service::{settle, Order, OrderError};
 use crate::app::AppState;
 use crate::events::{OrderCancelled, SoldItem, ORDER_CANCELLED};
 use crate::idempotency::{self, Attempt, IdempotencyKey, Outcome, Render};
@@ -62,22 +62,12 @@ pub async fn cancel(
         })
         .await
         .into();
-    match &outcome {
-        Outcome::Fresh(Ok(order)) => {
-            state.products.forget(
-                order
-                    .items
-                    .iter()
-                    .filter_map(|l| ProductId::new(l.product_id)),
-            );
-            state.outbox.notify();
-            metrics::counter!("orders_cancelled_total").increment(1);
-        }
-        Outcome::Fresh(Err(error)) => {
-            metrics::counter!("order_cancels_failed_total", "reason" => error.code()).increment(1)
-        }
-        Outcome::Replayed(_) => {}
-    }
+    settle(
+        state,
+        &outcome,
+        "orders_cancelled_total",
+        "order_cancels_failed_total",
+    );
     outcome
 }
 

@@ -150,7 +150,24 @@ pub async fn place(
         })
         .await
         .into();
-    match &outcome {
+    settle(
+        state,
+        &outcome,
+        "orders_placed_total",
+        "orders_failed_total",
+    );
+    outcome
+}
+
+/// After a committed order write (placed or cancelled): the products it changed are read
+/// afresh, the outbox relay is woken, and the outcome is counted, failures by reason.
+pub(super) fn settle(
+    state: &AppState,
+    outcome: &Outcome<Order, OrderError>,
+    done: &'static str,
+    failed: &'static str,
+) {
+    match outcome {
         Outcome::Fresh(Ok(order)) => {
             state.products.forget(
                 order
@@ -159,14 +176,13 @@ pub async fn place(
                     .filter_map(|l| ProductId::new(l.product_id)),
             );
             state.outbox.notify();
-            metrics::counter!("orders_placed_total").increment(1);
+            metrics::counter!(done).increment(1);
         }
         Outcome::Fresh(Err(error)) => {
-            metrics::counter!("orders_failed_total", "reason" => error.code()).increment(1)
+            metrics::counter!(failed, "reason" => error.code()).increment(1)
         }
         Outcome::Replayed(_) => {}
     }
-    outcome
 }
 
 /// The steps of an order, inside the caller's transaction. Returning an error rolls all of
