@@ -101,6 +101,7 @@ async fn measure(
         subject: Subject::Ceiling(Ceiling::Db),
         load: ceiling_load,
         summary: db,
+        sell_out: None,
         peak_rss_mb: None,
         invariants: None,
     };
@@ -150,6 +151,7 @@ async fn measure_scenario(
         },
         load,
         summary: outcome.summary.clone(),
+        sell_out: outcome.sell_out,
         peak_rss_mb: Some(sampler.stop().await),
         invariants: Some(outcome.checks.iter().all(|c| c.ok)),
     };

@@ -54,7 +54,10 @@ pub async fn drive<W: Worker>(label: &str, load: Load, workers: Vec<W>) -> (Summ
                     // loop a stalled server otherwise hides the queue it causes.
                     match worker.step(turn).await {
                         Some(answer) => {
-                            recorder.record(due.elapsed(), answer.status, answer.code.as_deref())
+                            recorder.record(due.elapsed(), answer.status, answer.code.as_deref());
+                            if (200..300).contains(&answer.status) {
+                                recorder.won(turn, started.elapsed());
+                            }
                         }
                         None => recorder.failed(),
                     }

@@ -4,7 +4,7 @@
 use crate::driver::Load;
 use crate::invariants::Check;
 use crate::scenario::Scenario;
-use crate::stats::{ms, Summary};
+use crate::stats::{ms, SellOut, Summary};
 
 /// What bounds a scenario's throughput, measured in the same run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,7 @@ pub struct Row {
     pub subject: Subject,
     pub load: Load,
     pub summary: Summary,
+    pub sell_out: Option<SellOut>,
     pub peak_rss_mb: Option<f64>,
     pub invariants: Option<bool>,
 }
@@ -72,8 +73,8 @@ fn ratio(rows: &[Row], row: &Row) -> Option<(f64, Ceiling)> {
 
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| backend | scenario | conc. | req/s | p50 | p99 | max | ratio to ceiling | peak RSS MB | invariants ok |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| backend | scenario | conc. | req/s | p50 | p99 | max | ratio to ceiling | sell-out (rushes) | peak RSS MB | invariants ok |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---|---:|---|\n",
     );
     for row in rows {
         let s = &row.summary;
@@ -82,6 +83,7 @@ pub fn table(rows: &[Row]) -> String {
             Some((r, Ceiling::Db)) => format!("{:.0} % of DB", r * 100.0),
             None => "—".into(),
         };
+        let sell_out = row.sell_out.map_or_else(|| "—".into(), |s| s.cell());
         let rss = row
             .peak_rss_mb
             .map_or_else(|| "—".into(), |mb| format!("{mb:.1}"));
@@ -91,7 +93,7 @@ pub fn table(rows: &[Row]) -> String {
             None => "—",
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {ratio} | {rss} | {invariants} |\n",
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {ratio} | {sell_out} | {rss} | {invariants} |\n",
             row.backend,
             row.label(),
             row.load.concurrency,
@@ -133,6 +135,7 @@ pub fn targets(rows: &[Row]) -> Vec<Check> {
                     "{backend} coupon-rush: every user answered, exactly the campaign's coupons issued"
                 ),
             });
+            checks.extend(fairness(rows, backend));
             if let Some(hot) = rows.iter().find(|r| r.is(backend, Scenario::OrderRushHot)) {
                 let (coupons, orders) = (row.summary.per_second, hot.summary.per_second);
                 checks.push(Check {
@@ -153,6 +156,26 @@ pub fn targets(rows: &[Row]) -> Vec<Check> {
         what: format!("server peak RSS {peak:.1} MB over every scenario (target < 100 MB)"),
     });
     checks
+}
+
+/// First come, first served: the share of each rush's first N requests (N = what it sells)
+/// that won.
+fn fairness(rows: &[Row], backend: &str) -> Vec<Check> {
+    [Scenario::CouponRush, Scenario::OrderRushHot]
+        .into_iter()
+        .filter_map(|scenario| {
+            let row = rows.iter().find(|r| r.is(backend, scenario))?;
+            let fairness = row.sell_out.map_or(0.0, |s| s.fairness);
+            Some(Check {
+                ok: fairness >= 0.9,
+                what: format!(
+                    "{backend} {}: {:.0} % of the first requests won (target ≥ 90 %)",
+                    scenario.name(),
+                    fairness * 100.0
+                ),
+            })
+        })
+        .collect()
 }
 
 /// Orders spread over many products: the closed loop's share of the DB ceiling, and the p99 of
@@ -220,9 +243,21 @@ mod tests {
                 rate,
             },
             summary: recorder.summary(Duration::from_secs(1)),
+            sell_out: None,
             peak_rss_mb: Some(31.25),
             invariants: matches!(subject, Subject::Scenario(_)).then_some(true),
         }
+    }
+
+    fn sold_out(mut row: Row, fairness: f64) -> Row {
+        row.sell_out = Some(SellOut {
+            available: 100,
+            won: 100,
+            time: Duration::from_millis(500),
+            rate: 200.0,
+            fairness,
+        });
+        row
     }
 
     fn rows() -> Vec<Row> {
@@ -238,8 +273,14 @@ mod tests {
                 Some(60.0),
                 20,
             ),
-            row(Subject::Scenario(Scenario::CouponRush), 300, None, 5),
-            row(Subject::Scenario(Scenario::OrderRushHot), 400, None, 5),
+            sold_out(
+                row(Subject::Scenario(Scenario::CouponRush), 300, None, 5),
+                0.95,
+            ),
+            sold_out(
+                row(Subject::Scenario(Scenario::OrderRushHot), 400, None, 5),
+                0.5,
+            ),
         ]
     }
 
@@ -247,7 +288,7 @@ mod tests {
     fn each_scenario_is_a_fraction_of_its_own_ceiling() {
         let table = table(&rows());
         assert!(
-            table.contains("| postgres | detail | 256 | 800 | 2.00 ms | 2.00 ms | 2.00 ms | 80 % of HTTP | 31.2 | yes |"),
+            table.contains("| postgres | detail | 256 | 800 | 2.00 ms | 2.00 ms | 2.00 ms | 80 % of HTTP | — | 31.2 | yes |"),
             "{table}"
         );
         assert!(
@@ -260,7 +301,13 @@ mod tests {
             "{table}"
         );
         assert!(
-            table.contains("| health (HTTP ceiling) | 256 | 1000 | 1.00 ms | 1.00 ms | 1.00 ms | — | 31.2 | — |"),
+            table.contains(
+                "| 5.00 ms | 30 % of HTTP | 100 won in 500.00 ms = 200/s, fair 95 % | 31.2 | yes |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("| health (HTTP ceiling) | 256 | 1000 | 1.00 ms | 1.00 ms | 1.00 ms | — | — | 31.2 | — |"),
             "{table}"
         );
     }
@@ -273,13 +320,17 @@ mod tests {
             .filter(|c| !c.ok)
             .map(|c| c.what.as_str())
             .collect();
-        assert_eq!(missed.len(), 2, "{checks:?}");
+        assert_eq!(missed.len(), 3, "{checks:?}");
         assert!(missed[0].contains("popular: 40 %"), "{missed:?}");
         assert!(
-            missed[1].contains("coupon-rush 300/s vs order-rush-hot 400/s"),
+            missed[1].contains("order-rush-hot: 50 % of the first requests won"),
             "{missed:?}"
         );
-        assert_eq!(checks.len(), 7, "{checks:?}");
+        assert!(
+            missed[2].contains("coupon-rush 300/s vs order-rush-hot 400/s"),
+            "{missed:?}"
+        );
+        assert_eq!(checks.len(), 9, "{checks:?}");
         assert!(target_list(&checks).contains("**MISSED:** postgres popular"));
     }
 }

@@ -10,6 +10,9 @@ pub struct Recorder {
     statuses: BTreeMap<u16, u64>,
     codes: BTreeMap<String, u64>,
     errors: u64,
+    /// Each 2xx: the request's turn (its place in sending order) and when its answer came,
+    /// counted from the start of the run.
+    wins: Vec<(u64, Duration)>,
 }
 
 impl Default for Recorder {
@@ -20,6 +23,7 @@ impl Default for Recorder {
             statuses: BTreeMap::new(),
             codes: BTreeMap::new(),
             errors: 0,
+            wins: Vec::new(),
         }
     }
 }
@@ -31,6 +35,11 @@ impl Recorder {
         if let Some(code) = code {
             *self.codes.entry(code.to_owned()).or_default() += 1;
         }
+    }
+
+    /// A 2xx answer to request number `turn`, `at` after the run began.
+    pub fn won(&mut self, turn: u64, at: Duration) {
+        self.wins.push((turn, at));
     }
 
     /// A request that got no HTTP answer at all (connection refused, timeout).
@@ -47,6 +56,7 @@ impl Recorder {
             *self.codes.entry(code.clone()).or_default() += n;
         }
         self.errors += other.errors;
+        self.wins.extend_from_slice(&other.wins);
     }
 
     pub fn summary(&self, elapsed: Duration) -> Summary {
@@ -62,6 +72,7 @@ impl Recorder {
             statuses: self.statuses.clone(),
             codes: self.codes.clone(),
             errors: self.errors,
+            wins: self.wins.clone(),
         }
     }
 }
@@ -77,9 +88,54 @@ pub struct Summary {
     pub statuses: BTreeMap<u16, u64>,
     pub codes: BTreeMap<String, u64>,
     pub errors: u64,
+    wins: Vec<(u64, Duration)>,
+}
+
+/// How a rush for `available` units (or coupons) went.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SellOut {
+    pub available: u64,
+    pub won: u64,
+    /// From the first request sent to the last win's answer.
+    pub time: Duration,
+    /// Wins per second over `time`.
+    pub rate: f64,
+    /// The share of the first `available` requests sent that won: 1.0 is first come, first
+    /// served exactly.
+    pub fairness: f64,
+}
+
+impl SellOut {
+    pub fn cell(&self) -> String {
+        format!(
+            "{} won in {} = {:.0}/s, fair {:.0} %",
+            self.won,
+            ms(self.time),
+            self.rate,
+            self.fairness * 100.0
+        )
+    }
 }
 
 impl Summary {
+    /// The rush's sell-out, if anything was won.
+    pub fn sell_out(&self, available: u64) -> Option<SellOut> {
+        let time = self.wins.iter().map(|(_, at)| *at).max()?;
+        let won = self.wins.len() as u64;
+        let early = self
+            .wins
+            .iter()
+            .filter(|(turn, _)| *turn < available)
+            .count();
+        Some(SellOut {
+            available,
+            won,
+            time,
+            rate: won as f64 / time.as_secs_f64().max(1e-9),
+            fairness: early as f64 / available.max(1) as f64,
+        })
+    }
+
     pub fn line(&self, name: &str) -> String {
         let statuses: Vec<String> = self
             .statuses
@@ -136,6 +192,32 @@ mod tests {
         assert_eq!(summary.codes["OUT_OF_STOCK"], 10);
         assert_eq!(summary.errors, 1);
         assert!(summary.line("x").contains("OUT_OF_STOCK:10"));
+    }
+
+    #[test]
+    fn a_sell_out_counts_wins_their_time_and_how_many_came_first() {
+        let mut a = Recorder::default();
+        let mut b = Recorder::default();
+        // Five units; turns 0..10 were sent; 0, 1, 2, 3 and the late 7 won.
+        for (turn, ms) in [(0, 10), (2, 30), (7, 250)] {
+            a.won(turn, Duration::from_millis(ms));
+        }
+        for (turn, ms) in [(1, 20), (3, 40)] {
+            b.won(turn, Duration::from_millis(ms));
+        }
+        a.merge(&b);
+        let sell_out = a.summary(Duration::from_secs(1)).sell_out(5).unwrap();
+        assert_eq!((sell_out.available, sell_out.won), (5, 5));
+        assert_eq!(sell_out.time, Duration::from_millis(250));
+        assert_eq!(sell_out.rate, 20.0);
+        assert_eq!(sell_out.fairness, 0.8);
+        assert_eq!(sell_out.cell(), "5 won in 250.00 ms = 20/s, fair 80 %");
+        assert_eq!(
+            Recorder::default()
+                .summary(Duration::from_secs(1))
+                .sell_out(5),
+            None
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::cli::{LoadArgs, RunArgs};
 use crate::driver::{drive, Budget, Load};
 use crate::invariants::{self, Check, Ledger};
 use crate::report::Ceiling;
-use crate::stats::Summary;
+use crate::stats::{SellOut, Summary};
 use request::HttpWorker;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,6 +76,16 @@ impl Scenario {
         }
     }
 
+    /// What a rush sells out: the campaign's coupons or the hot product's units.
+    pub fn available(self, fixture: &Fixture) -> Option<u64> {
+        let count = match self {
+            Scenario::CouponRush => fixture.coupon?.1,
+            Scenario::OrderRushHot => fixture.initial_stock,
+            _ => return None,
+        };
+        u64::try_from(count).ok()
+    }
+
     /// Rushes send one request per user, however long that takes; the rest run for the budget.
     pub fn load(self, args: &LoadArgs) -> Load {
         let load = args.load();
@@ -92,6 +102,8 @@ impl Scenario {
 /// A scenario's measurements, the verdict of its invariants, and the data it ran on.
 pub struct Outcome {
     pub summary: Summary,
+    /// For a rush: how fast and how fairly it sold out.
+    pub sell_out: Option<SellOut>,
     pub checks: Vec<Check>,
     pub fixture: Arc<Fixture>,
 }
@@ -113,8 +125,12 @@ pub async fn run(
         ledger.merge(&worker.ledger);
     }
     let checks = invariants::verify(api, scenario, &fixture, &ledger, &summary).await?;
+    let sell_out = scenario
+        .available(&fixture)
+        .and_then(|available| summary.sell_out(available));
     Ok(Outcome {
         summary,
+        sell_out,
         checks,
         fixture,
     })
@@ -144,6 +160,9 @@ pub async fn run_against(args: RunArgs) -> anyhow::Result<bool> {
             ));
         }
         println!("{line}");
+        if let Some(sell_out) = outcome.sell_out {
+            println!("{:<22} sell-out: {}", "", sell_out.cell());
+        }
         held &= invariants::print(&outcome.checks);
     }
     Ok(held)
