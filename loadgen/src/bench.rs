@@ -1,5 +1,6 @@
 //! `loadgen bench`: for each backend, a fresh database and a server of its own, the HTTP
-//! ceiling, every scenario, the database ceiling, an open-loop order run, and one report.
+//! ceiling, every scenario, the database and hot-row ceilings, an open-loop order run, and one
+//! report.
 
 use std::iter;
 use std::path::{Path, PathBuf};
@@ -69,7 +70,7 @@ async fn measure(
     let mut held = true;
     let server = Server::start(bin, url, SECRET, args.db_connections).await?;
     let api = Api::new(&server.base, SECRET, load.concurrency)?;
-    let mut spread = None;
+    let (mut spread, mut hot) = (None, None);
     for scenario in iter::once(Scenario::Health).chain(Scenario::ALL) {
         let outcome = measure_scenario(
             &server,
@@ -82,8 +83,10 @@ async fn measure(
         )
         .await?;
         held &= invariants::print(&outcome.checks);
-        if scenario == Scenario::OrderRushSpread {
-            spread = Some(outcome.fixture);
+        match scenario {
+            Scenario::OrderRushSpread => spread = Some(outcome.fixture),
+            Scenario::OrderRushHot => hot = Some(outcome.fixture),
+            _ => {}
         }
     }
     server.stop().await?;
@@ -107,6 +110,19 @@ async fn measure(
     };
     println!("{}", row.line());
     let ceiling_rate = row.summary.per_second;
+    rows.push(row);
+    let hot_product = hot.expect("order-rush-hot is among the scenarios").products[0];
+    let hot_row = ceiling::hot_row(url, args.db_connections, hot_product, ceiling_load).await?;
+    let row = Row {
+        backend: backend.name(),
+        subject: Subject::Ceiling(Ceiling::HotRow),
+        load: ceiling_load,
+        summary: hot_row,
+        sell_out: None,
+        peak_rss_mb: None,
+        invariants: None,
+    };
+    println!("{}", row.line());
     rows.push(row);
 
     // Open loop at a share of the DB ceiling: the latency a server under that load gives.

@@ -1,13 +1,17 @@
-//! The database ceiling: the order service called directly, against the same database, at the
-//! same concurrency, with the same pool size and the data of the order-rush-spread scenario, but
-//! without HTTP. What the HTTP run reaches of it is what the web layer costs.
+//! The database ceilings, measured without HTTP against the same database, at the same
+//! concurrency and with the same pool size as the server:
+//! - the order service called directly on the data of the order-rush-spread scenario: what the
+//!   HTTP run reaches of it is what the web layer costs;
+//! - one hot row updated once per transaction: what a rush for one product can reach while every
+//!   win costs a row lock held until its own durable commit.
 
+use anyhow::Context;
 use commerce::app::AppState;
 use commerce::clock::SystemClock;
 use commerce::config::Settings;
 use commerce::http::Problem;
 use commerce::idempotency::Outcome;
-use commerce::ids::UserId;
+use commerce::ids::{ProductId, UserId};
 use commerce::order::{self, OrderRequest};
 use commerce::store::Db;
 use rand::rngs::SmallRng;
@@ -48,6 +52,48 @@ pub async fn database(
     Ok(summary)
 }
 
+/// The hot product's row, updated (stock + 0) in one write transaction after another.
+pub async fn hot_row(
+    url: &str,
+    connections: u32,
+    product: i64,
+    load: Load,
+) -> anyhow::Result<Summary> {
+    let db = Db::connect(url, connections).await?;
+    let product = ProductId::new(product).context("product ids are positive")?;
+    let workers = (0..load.concurrency)
+        .map(|_| HotRowWorker {
+            db: db.clone(),
+            product,
+        })
+        .collect();
+    let (summary, _) = drive("hot-row ceiling", load, workers).await;
+    db.close().await;
+    Ok(summary)
+}
+
+struct HotRowWorker {
+    db: Db,
+    product: ProductId,
+}
+
+impl Worker for HotRowWorker {
+    async fn step(&mut self, _turn: u64) -> Option<Answer> {
+        let product = self.product;
+        let written = self
+            .db
+            .write(move |conn| Box::pin(async move { conn.restock(product, 0).await }))
+            .await;
+        Some(match written {
+            Ok(()) => Answer {
+                status: 200,
+                code: None,
+            },
+            Err(error) => refused(Problem::from(error)),
+        })
+    }
+}
+
 struct OrderWorker {
     state: Arc<AppState>,
     users: Arc<[i64]>,
@@ -68,15 +114,17 @@ impl Worker for OrderWorker {
                     status: 201,
                     code: None,
                 },
-                // The HTTP layer's own mapping, so both runs count alike.
-                Outcome::Fresh(Err(error)) => {
-                    let problem = Problem::from(error);
-                    Answer {
-                        status: problem.status.as_u16(),
-                        code: Some(problem.code.to_owned()),
-                    }
-                }
+                Outcome::Fresh(Err(error)) => refused(Problem::from(error)),
             },
         )
+    }
+}
+
+/// A failure counted with the HTTP layer's own mapping, so the ceilings and the HTTP runs count
+/// alike.
+fn refused(problem: Problem) -> Answer {
+    Answer {
+        status: problem.status.as_u16(),
+        code: Some(problem.code.to_owned()),
     }
 }
