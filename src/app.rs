@@ -158,7 +158,7 @@ async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
         let now = state.clock.now();
         let pruned = state
             .db
-            .write(|conn| {
+            .write(move |conn| {
                 Box::pin(async move {
                     let keys = idempotency::prune(conn, now).await?;
                     let events = outbox::prune(conn, now).await?;

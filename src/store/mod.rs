@@ -5,12 +5,14 @@
 //! `DATE`, arrays); `sqlite/` on sqlx's SQLite driver. Backend differences live inside those two
 //! folders and in the dispatch below, nowhere else.
 //!
-//! Writes run through [`Db::write`]: one transaction, answered only after `COMMIT` succeeded.
+//! Writes run through [`Db::write`]: one transaction, answered only after `COMMIT` succeeded
+//! (on SQLite the transaction is shared by the writes waiting at that moment: see `batch`).
 //! A storage error inside it discards the connection (SQLite rolls a transaction back by itself
 //! on disk-full and I/O errors, so its state cannot be trusted), transient errors run the work
 //! again within [`WRITE_DEADLINE`], and the rest reach the caller classified (see [`Fault`]).
 
 pub mod balance;
+mod batch;
 pub mod coupon;
 mod error;
 pub mod idempotency;
@@ -53,6 +55,8 @@ pub trait Conn:
     /// Opens a savepoint: what follows can be undone alone, the transaction going on.
     async fn savepoint(&mut self) -> Result<(), StoreError>;
     async fn release_savepoint(&mut self) -> Result<(), StoreError>;
+    /// Undoes what followed the savepoint and closes it. Savepoints nest: each call closes the
+    /// innermost one open.
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
     /// A small write that needs fresh space, so it fails while the disk is full.
     async fn probe_write(&mut self) -> Result<(), StoreError>;
@@ -87,11 +91,13 @@ impl Backend {
 #[derive(Debug, Clone)]
 enum Pools {
     Postgres(sqlx::PgPool),
-    /// SQLite allows one writer at a time: writes queue for the one-connection `write` pool
-    /// instead of spinning on `SQLITE_BUSY`; reads use `read` and never block on WAL.
+    /// SQLite allows one writer at a time: writes queue for the committer, which commits them
+    /// in batches on the one-connection `write` pool instead of spinning on `SQLITE_BUSY`;
+    /// reads use `read` and never block on WAL.
     Sqlite {
         read: sqlx::SqlitePool,
         write: sqlx::SqlitePool,
+        committer: batch::Committer,
     },
 }
 
@@ -106,11 +112,17 @@ impl Db {
     /// Connects to `url` (`sqlite://PATH`, created if missing, or `postgres://...`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
         let max_connections = max_connections.max(2);
+        let writes_failing = Arc::<AtomicBool>::default();
         let pools = match Backend::from_url(url) {
             Some(Backend::Postgres) => Pools::Postgres(postgres::pool(url, max_connections).await?),
             Some(Backend::Sqlite) => {
                 let (read, write) = sqlite::pools(url, max_connections).await?;
-                Pools::Sqlite { read, write }
+                let committer = batch::Committer::start(write.clone(), writes_failing.clone());
+                Pools::Sqlite {
+                    read,
+                    write,
+                    committer,
+                }
             }
             None => {
                 return Err(StoreError::new(
@@ -121,7 +133,7 @@ impl Db {
         };
         Ok(Db {
             pools,
-            writes_failing: Arc::default(),
+            writes_failing,
         })
     }
 
@@ -148,45 +160,19 @@ impl Db {
         }))
     }
 
-    /// Runs `work` in one transaction and commits it if `work` succeeds; `Ok` only once the
+    /// Runs `work` in a transaction and commits it if `work` succeeds; `Ok` only once the
     /// commit did. Transient failures run `work` again with jittered backoff until
-    /// [`WRITE_DEADLINE`]; other storage failures are answered at once.
-    pub async fn write<T, E, F>(&self, mut work: F) -> Result<T, E>
+    /// [`WRITE_DEADLINE`]; other storage failures are answered at once. On SQLite `work` shares
+    /// its transaction with the other writes waiting, each in a savepoint (see `batch`).
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>>,
-        E: From<StoreError> + StoreFault,
+        T: Send + 'static,
+        F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        E: From<StoreError> + StoreFault + Send + 'static,
     {
-        let mut deadline = Deadline::start(WRITE_DEADLINE);
-        loop {
-            let wait = deadline.remaining();
-            let outcome = match &self.pools {
-                Pools::Postgres(pool) => in_transaction(pool, "BEGIN", wait, &mut work).await,
-                // IMMEDIATE takes the write lock at once, so a transaction never fails half-way
-                // to upgrade a read lock.
-                Pools::Sqlite { write, .. } => {
-                    in_transaction(write, "BEGIN IMMEDIATE", wait, &mut work).await
-                }
-            };
-            let fault = outcome
-                .as_ref()
-                .err()
-                .and_then(|e| e.store_error())
-                .map(StoreError::fault);
-            match fault {
-                Some(Fault::Transient) => {
-                    if let Some(pause) = deadline.next_pause() {
-                        metrics::counter!("db_transaction_retries_total").increment(1);
-                        tokio::time::sleep(pause).await;
-                        continue;
-                    }
-                }
-                Some(Fault::Unavailable | Fault::OutcomeUnknown) => {
-                    self.writes_failing.store(true, Ordering::Relaxed);
-                }
-                Some(Fault::UniqueViolation | Fault::Bug) => {}
-                None => self.writes_failing.store(false, Ordering::Relaxed),
-            }
-            return outcome;
+        match &self.pools {
+            Pools::Postgres(pool) => retrying(pool, "BEGIN", &self.writes_failing, work).await,
+            Pools::Sqlite { committer, .. } => committer.write(work).await,
         }
     }
 
@@ -228,13 +214,14 @@ impl Db {
             Pools::Sqlite { .. } => {
                 let events = self.read().await?.pending_events(limit).await?;
                 let (delivered, rest) = deliver(events).await;
+                let count = delivered.len();
                 let ids = Arc::new(delivered);
-                self.write(|conn| {
+                self.write(move |conn| {
                     let ids = ids.clone();
                     Box::pin(async move { conn.mark_delivered(&ids, now).await })
                 })
                 .await?;
-                Ok((ids.len(), rest))
+                Ok((count, rest))
             }
         }
     }
@@ -243,7 +230,7 @@ impl Db {
     pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
         match &self.pools {
             Pools::Postgres(pool) => vec![("main", pool.size(), pool.num_idle())],
-            Pools::Sqlite { read, write } => vec![
+            Pools::Sqlite { read, write, .. } => vec![
                 ("read", read.size(), read.num_idle()),
                 ("write", write.size(), write.num_idle()),
             ],
@@ -253,7 +240,7 @@ impl Db {
     pub async fn close(&self) {
         match &self.pools {
             Pools::Postgres(pool) => pool.close().await,
-            Pools::Sqlite { read, write } => {
+            Pools::Sqlite { read, write, .. } => {
                 read.close().await;
                 write.close().await;
             }
@@ -361,6 +348,49 @@ impl<DB: Database> Deref for Transaction<DB> {
 impl<DB: Database> DerefMut for Transaction<DB> {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.conn
+    }
+}
+
+/// Runs `work` in one transaction, again after a transient failure until [`WRITE_DEADLINE`],
+/// and keeps `writes_failing` up to date.
+async fn retrying<DB, T, E, F>(
+    pool: &Pool<DB>,
+    begin: &str,
+    writes_failing: &AtomicBool,
+    mut work: F,
+) -> Result<T, E>
+where
+    DB: Database,
+    DB::Connection: Conn,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>>,
+    E: From<StoreError> + StoreFault,
+{
+    let mut deadline = Deadline::start(WRITE_DEADLINE);
+    loop {
+        // IMMEDIATE (SQLite) takes the write lock at once, so a transaction never fails
+        // half-way to upgrade a read lock.
+        let outcome = in_transaction(pool, begin, deadline.remaining(), &mut work).await;
+        let fault = outcome
+            .as_ref()
+            .err()
+            .and_then(|e| e.store_error())
+            .map(StoreError::fault);
+        match fault {
+            Some(Fault::Transient) => {
+                if let Some(pause) = deadline.next_pause() {
+                    metrics::counter!("db_transaction_retries_total").increment(1);
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+            }
+            Some(Fault::Unavailable | Fault::OutcomeUnknown) => {
+                writes_failing.store(true, Ordering::Relaxed);
+            }
+            Some(Fault::UniqueViolation | Fault::Bug) => {}
+            None => writes_failing.store(false, Ordering::Relaxed),
+        }
+        return outcome;
     }
 }
 

@@ -111,6 +111,15 @@ async fn sqlite_a_full_disk_answers_503_and_confirms_only_what_it_stored() {
             .await;
         ordered += stored_or_unavailable(&order) as i64;
     }
+    // Writes that wait together share one transaction: a batch that cannot commit answers none
+    // of its writes 2xx (the totals below count what was confirmed).
+    let burst = concurrently((0..40).map(|i| {
+        app.post("/api/v1/me/balance/charges")
+            .token(&app.token(1 + i % 5))
+            .json(json!({"amount": 1000}))
+    }))
+    .await;
+    charged += burst.iter().filter(|r| stored_or_unavailable(r)).count() as i64;
     assert!(
         !refused_charges.is_empty(),
         "the full disk refused no write: the fault did not take"

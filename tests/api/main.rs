@@ -9,6 +9,7 @@ mod cancellation;
 mod coupons;
 mod errors;
 mod faults;
+mod group_commit;
 mod idempotency;
 mod migrations;
 mod ops;

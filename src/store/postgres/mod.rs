@@ -61,6 +61,7 @@ impl Conn for PgConnection {
 
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
         self.execute("ROLLBACK TO SAVEPOINT effect").await?;
+        self.execute("RELEASE SAVEPOINT effect").await?;
         Ok(())
     }
 

@@ -84,6 +84,7 @@ impl Conn for SqliteConnection {
 
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
         self.execute("ROLLBACK TO SAVEPOINT effect").await?;
+        self.execute("RELEASE SAVEPOINT effect").await?;
         Ok(())
     }
 
