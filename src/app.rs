@@ -69,9 +69,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     check_secrets(&secret, args.jwt_previous_secret.as_deref())?;
     let nofile = http::server::raise_open_file_limit();
     let edge = http::server::Edge::new(&args.edge, nofile);
-    let db = Db::connect(
+    let db = Db::connect_batched(
         &args.database.database_url,
         args.database.db_max_connections,
+        args.database.write_batch,
     )
     .await
     .context("connecting to the database")?;

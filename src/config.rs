@@ -41,6 +41,9 @@ pub struct DatabaseArgs {
     /// Maximum database connections (per pool).
     #[arg(long, env = "COMMERCE_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
+    /// SQLite: most writes committed together in one transaction (1: each on its own).
+    #[arg(long, env = "COMMERCE_WRITE_BATCH", default_value_t = crate::store::DEFAULT_MAX_BATCH, value_parser = parse_batch)]
+    pub write_batch: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -161,6 +164,13 @@ fn parse_timeout(raw: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_batch(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(n @ 1..=1024) => Ok(n),
+        _ => Err(format!("expected 1 to 1024 writes per batch, got `{raw}`")),
+    }
+}
+
 fn parse_time(raw: &str) -> Result<NaiveTime, String> {
     NaiveTime::parse_from_str(raw, "%H:%M").map_err(|_| format!("expected HH:MM, got `{raw}`"))
 }
@@ -255,5 +265,13 @@ mod tests {
             None
         );
         assert!(Cli::try_parse_from(["commerce", "serve", "--user-write-burst", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_write_batch_is_bounded() {
+        for (raw, ok) in [("1", true), ("1024", true), ("0", false), ("1025", false)] {
+            let parsed = Cli::try_parse_from(["commerce", "serve", "--write-batch", raw]);
+            assert_eq!(parsed.is_ok(), ok, "{raw}");
+        }
     }
 }

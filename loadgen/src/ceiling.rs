@@ -59,7 +59,8 @@ pub async fn hot_row(
     product: i64,
     load: Load,
 ) -> anyhow::Result<Summary> {
-    let db = Db::connect(url, connections).await?;
+    // One write per commit, also on SQLite, whose writes the server commits in groups.
+    let db = Db::connect_batched(url, connections, 1).await?;
     let product = ProductId::new(product).context("product ids are positive")?;
     let workers = (0..load.concurrency)
         .map(|_| HotRowWorker {

@@ -3,7 +3,7 @@
 //!
 //! SQLite has one writer and makes every commit durable with an fsync, so with a transaction per
 //! request a rush waits for fsyncs one at a time. Here writes queue in arrival order; the
-//! committer takes what is waiting (up to [`MAX_BATCH`]), runs each write's work in a savepoint of
+//! committer takes what is waiting (up to a bound, [`DEFAULT_MAX_BATCH`] unless set), runs each write's work in a savepoint of
 //! one transaction — a rejection is undone alone and the others go on — commits once, and only
 //! then answers them all. A lone write is committed at once. When the batch cannot commit, no
 //! write of it is answered with success: transient failures run the whole batch again (within
@@ -19,9 +19,9 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::{retrying, Conn, Fault, StoreError, StoreFault};
 
-/// Most writes in one transaction: enough to spread an fsync over a rush, few enough that a
-/// batch holds the writer for milliseconds.
-pub const MAX_BATCH: usize = 64;
+/// Most writes in one transaction unless set (`COMMERCE_WRITE_BATCH`): enough to spread an fsync
+/// over a rush, few enough that a batch holds the writer for milliseconds.
+pub const DEFAULT_MAX_BATCH: usize = 64;
 
 /// What one write's work did to the batch.
 enum Step {
@@ -102,9 +102,18 @@ pub struct Committer(mpsc::UnboundedSender<Box<dyn Job>>);
 impl Committer {
     /// Starts the committer on the one-connection write pool. It stops when the last handle
     /// to it is dropped.
-    pub fn start(pool: sqlx::SqlitePool, writes_failing: Arc<AtomicBool>) -> Committer {
+    pub fn start(
+        pool: sqlx::SqlitePool,
+        writes_failing: Arc<AtomicBool>,
+        max_batch: usize,
+    ) -> Committer {
         let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(commit_batches(pool, writes_failing, waiting));
+        tokio::spawn(commit_batches(
+            pool,
+            writes_failing,
+            max_batch.max(1),
+            waiting,
+        ));
         Committer(queue)
     }
 
@@ -136,11 +145,12 @@ impl Committer {
 async fn commit_batches(
     pool: sqlx::SqlitePool,
     writes_failing: Arc<AtomicBool>,
+    max_batch: usize,
     mut waiting: mpsc::UnboundedReceiver<Box<dyn Job>>,
 ) {
     while let Some(first) = waiting.recv().await {
         let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
+        while jobs.len() < max_batch {
             match waiting.try_recv() {
                 Ok(job) => jobs.push(job),
                 Err(_) => break,

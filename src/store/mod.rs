@@ -24,6 +24,7 @@ pub mod product;
 mod retry;
 mod sqlite;
 
+pub use batch::DEFAULT_MAX_BATCH;
 pub use error::{Fault, StoreError, StoreFault};
 pub use retry::WRITE_DEADLINE;
 
@@ -111,13 +112,23 @@ pub struct Db {
 impl Db {
     /// Connects to `url` (`sqlite://PATH`, created if missing, or `postgres://...`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+        Self::connect_batched(url, max_connections, DEFAULT_MAX_BATCH).await
+    }
+
+    /// As [`Db::connect`], with at most `max_batch` SQLite writes per commit (1: one each).
+    pub async fn connect_batched(
+        url: &str,
+        max_connections: u32,
+        max_batch: usize,
+    ) -> Result<Db, StoreError> {
         let max_connections = max_connections.max(2);
         let writes_failing = Arc::<AtomicBool>::default();
         let pools = match Backend::from_url(url) {
             Some(Backend::Postgres) => Pools::Postgres(postgres::pool(url, max_connections).await?),
             Some(Backend::Sqlite) => {
                 let (read, write) = sqlite::pools(url, max_connections).await?;
-                let committer = batch::Committer::start(write.clone(), writes_failing.clone());
+                let committer =
+                    batch::Committer::start(write.clone(), writes_failing.clone(), max_batch);
                 Pools::Sqlite {
                     read,
                     write,
