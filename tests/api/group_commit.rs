@@ -5,6 +5,8 @@
 use crate::harness::{concurrently, count_code, count_status, Backend, TestApp};
 use crate::on_both_backends;
 use axum::http::StatusCode;
+use commerce::clock::Clock;
+use commerce::store::StoreError;
 use serde_json::json;
 
 /// `db_write_batch_size`'s count (batches committed) and sum (writes in them), process-wide.
@@ -75,6 +77,26 @@ async fn a_rush_commits_together_and_each_refusal_stays_alone(backend: Backend) 
         assert_eq!((replay.status, &replay.body), (first.status, &first.body));
     }
     assert_eq!(app.scalar("SELECT COUNT(*) FROM orders").await, 60);
+}
+
+/// First come, first served: SQLite's writes commit in the order they reached the instance.
+/// The writes are queued in a known order (each is queued when first polled, and `join_all`
+/// polls them in order), so the earliest must win; PostgreSQL's concurrent transactions have no
+/// such order to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_the_earliest_writes_win() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let coupon = crate::coupons::fixed_coupon(&app, 100, 10).await;
+    let id = commerce::ids::CouponId::new(coupon).unwrap();
+    let now = app.clock.now();
+    let takes = (0..100).map(|_| {
+        app.state.db.write(move |conn| {
+            Box::pin(async move { Ok::<_, StoreError>(conn.take_coupon(id, now).await?.is_some()) })
+        })
+    });
+    let won: Vec<bool> = futures::future::try_join_all(takes).await.unwrap();
+    let winners: Vec<usize> = (0..100).filter(|&n| won[n]).collect();
+    assert_eq!(winners, (0..10).collect::<Vec<_>>());
 }
 
 on_both_backends!(a_rush_commits_together_and_each_refusal_stays_alone);
