@@ -5,7 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,7 +53,7 @@ impl WriteLimiter {
             buckets.retain_recent();
         }
         buckets.check_key(&user).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let wait = not_until.wait_time_from(buckets.clock().now());
             // Whole seconds, rounded up, and never 0: a client retrying at once would fail again.
             u32::try_from(wait.as_secs_f64().ceil() as u64)
                 .unwrap_or(u32::MAX)

@@ -58,7 +58,7 @@ where
     fn run<'a>(&'a mut self, conn: &'a mut dyn Conn) -> BoxFuture<'a, Step> {
         Box::pin(async move {
             // A panic must not take the committer (and every later write) with it.
-            let result = AssertUnwindSafe((self.work)(conn))
+            let result = AssertUnwindSafe(async { (self.work)(conn).await })
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| Err(StoreError::new(Fault::Bug, "a write panicked").into()));
