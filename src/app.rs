@@ -72,7 +72,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let db = Db::connect_batched(
         &args.database.database_url,
         args.database.db_max_connections,
-        args.database.write_batch,
+        args.database.batching(),
     )
     .await
     .context("connecting to the database")?;

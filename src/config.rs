@@ -41,9 +41,21 @@ pub struct DatabaseArgs {
     /// Maximum database connections (per pool).
     #[arg(long, env = "COMMERCE_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
-    /// SQLite: most writes committed together in one transaction (1: each on its own).
+    /// Most writes committed together in one transaction (1: each on its own).
     #[arg(long, env = "COMMERCE_WRITE_BATCH", default_value_t = crate::store::DEFAULT_MAX_BATCH, value_parser = parse_batch)]
     pub write_batch: usize,
+    /// PostgreSQL: batches decided and committed at once (SQLite has one writer: always 1).
+    #[arg(long, env = "COMMERCE_WRITE_COMMITTERS", default_value_t = crate::store::DEFAULT_COMMITTERS, value_parser = parse_committers)]
+    pub write_committers: usize,
+}
+
+impl DatabaseArgs {
+    pub fn batching(&self) -> crate::store::Batching {
+        crate::store::Batching {
+            max_batch: self.write_batch,
+            committers: self.write_committers,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -171,6 +183,13 @@ fn parse_batch(raw: &str) -> Result<usize, String> {
     }
 }
 
+fn parse_committers(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(n @ 1..=64) => Ok(n),
+        _ => Err(format!("expected 1 to 64 committers, got `{raw}`")),
+    }
+}
+
 fn parse_time(raw: &str) -> Result<NaiveTime, String> {
     NaiveTime::parse_from_str(raw, "%H:%M").map_err(|_| format!("expected HH:MM, got `{raw}`"))
 }
@@ -271,6 +290,10 @@ mod tests {
     fn the_write_batch_is_bounded() {
         for (raw, ok) in [("1", true), ("1024", true), ("0", false), ("1025", false)] {
             let parsed = Cli::try_parse_from(["commerce", "serve", "--write-batch", raw]);
+            assert_eq!(parsed.is_ok(), ok, "{raw}");
+        }
+        for (raw, ok) in [("1", true), ("64", true), ("0", false), ("65", false)] {
+            let parsed = Cli::try_parse_from(["commerce", "serve", "--write-committers", raw]);
             assert_eq!(parsed.is_ok(), ok, "{raw}");
         }
     }

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::ids::UserId;
+use crate::store::idempotency::{KeyAnswer, KeyClaim};
 use crate::store::{Conn, StoreError, StoreFault};
 
 /// How long keys are kept; the contract promises at least 24 hours.
@@ -73,6 +74,19 @@ impl Attempt {
             key,
             fingerprint,
         }
+    }
+
+    fn claim(&self) -> KeyClaim<'_> {
+        KeyClaim {
+            user: self.user,
+            key: self.key.as_str(),
+            fingerprint: &self.fingerprint,
+        }
+    }
+
+    /// Whether two attempts use the same key of the same user.
+    pub fn same_key(&self, other: &Attempt) -> bool {
+        self.user == other.user && self.key == other.key
     }
 }
 
@@ -153,6 +167,62 @@ where
     conn.record_answer(attempt.user, key, answer.status, &answer.body)
         .await?;
     Ok(Outcome::Fresh(outcome))
+}
+
+/// The keys of writes decided together (see `store::Shared`), claimed at once: for each
+/// attempt, `None` to go ahead, or what to answer instead (a replay, or a key reused). The
+/// attempts' keys must be distinct.
+pub async fn claim_all<T, E>(
+    conn: &mut dyn Conn,
+    attempts: &[Option<&Attempt>],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<Outcome<T, E>>>, StoreError>
+where
+    E: From<IdempotencyError>,
+{
+    let claims: Vec<KeyClaim> = attempts.iter().flatten().map(|a| a.claim()).collect();
+    let mut stored = if claims.is_empty() {
+        Vec::new()
+    } else {
+        conn.claim_keys(&claims, now).await?
+    }
+    .into_iter();
+    Ok(attempts
+        .iter()
+        .map(|attempt| {
+            let attempt = attempt.as_ref()?;
+            let previous = stored.next().flatten()?;
+            Some(if previous.fingerprint != attempt.fingerprint {
+                Outcome::Fresh(Err(IdempotencyError::KeyReused.into()))
+            } else {
+                metrics::counter!("idempotent_replays_total").increment(1);
+                Outcome::Replayed(Answer {
+                    status: previous.status,
+                    body: previous.body,
+                })
+            })
+        })
+        .collect())
+}
+
+/// Stores the answers of writes decided together, for the attempts that claimed their key.
+pub async fn record_all(
+    conn: &mut dyn Conn,
+    answers: &[(&Attempt, Answer)],
+) -> Result<(), StoreError> {
+    if answers.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<KeyAnswer> = answers
+        .iter()
+        .map(|(attempt, answer)| KeyAnswer {
+            user: attempt.user,
+            key: attempt.key.as_str(),
+            status: answer.status,
+            body: &answer.body,
+        })
+        .collect();
+    conn.record_answers(&rows).await
 }
 
 /// Deletes keys past the retention period; returns how many.

@@ -1,7 +1,7 @@
 //! The database ceilings, measured without HTTP against the same database, at the same
-//! concurrency and with the same pool size as the server:
-//! - the order service called directly on the data of the order-rush-spread scenario: what the
-//!   HTTP run reaches of it is what the web layer costs;
+//! concurrency and with the same pool size as the server, one write per transaction:
+//! - the order service called directly on the data of the order-rush-spread scenario, each
+//!   order committed alone: what group commit gains over it is what batching is worth;
 //! - one hot row updated once per transaction: what a rush for one product can reach while every
 //!   win costs a row lock held until its own durable commit.
 
@@ -13,7 +13,7 @@ use commerce::http::Problem;
 use commerce::idempotency::Outcome;
 use commerce::ids::{ProductId, UserId};
 use commerce::order::{self, OrderRequest};
-use commerce::store::Db;
+use commerce::store::{Batching, Db};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -29,7 +29,7 @@ pub async fn database(
     fixture: &Fixture,
     load: Load,
 ) -> anyhow::Result<Summary> {
-    let db = Db::connect(url, connections).await?;
+    let db = Db::connect_batched(url, connections, one_per_commit(connections)).await?;
     // Tokens are never checked here: the secret only has to be non-empty.
     let state = AppState::new(
         db.clone(),
@@ -59,8 +59,7 @@ pub async fn hot_row(
     product: i64,
     load: Load,
 ) -> anyhow::Result<Summary> {
-    // One write per commit, also on SQLite, whose writes the server commits in groups.
-    let db = Db::connect_batched(url, connections, 1).await?;
+    let db = Db::connect_batched(url, connections, one_per_commit(connections)).await?;
     let product = ProductId::new(product).context("product ids are positive")?;
     let workers = (0..load.concurrency)
         .map(|_| HotRowWorker {
@@ -71,6 +70,14 @@ pub async fn hot_row(
     let (summary, _) = drive("hot-row ceiling", load, workers).await;
     db.close().await;
     Ok(summary)
+}
+
+/// One write per transaction, as many transactions at once as connections (SQLite: one writer).
+fn one_per_commit(connections: u32) -> Batching {
+    Batching {
+        max_batch: 1,
+        committers: connections as usize,
+    }
 }
 
 struct HotRowWorker {

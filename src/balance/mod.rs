@@ -5,6 +5,5 @@ mod service;
 
 pub use routes::{document_max_charge, routes};
 pub use service::{
-    balance_of, charge, history, pay, BalanceError, BalanceView, ChargeReceipt, HistoryEntry,
-    Limits,
+    balance_of, charge, history, BalanceError, BalanceView, ChargeReceipt, HistoryEntry, Limits,
 };

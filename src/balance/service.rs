@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 
 use crate::clock::Clock;
 use crate::idempotency::{self, Attempt, IdempotencyError, IdempotencyKey, Outcome, Render};
-use crate::ids::{OrderId, UserId};
+use crate::ids::UserId;
 use crate::money::Won;
 use crate::page::{Page, PageRequest};
 pub use crate::store::balance::EntryKind;
@@ -135,25 +135,6 @@ async fn credit(
         charged: amount,
         history_id,
     })
-}
-
-/// Debits `amount` for `order` inside the caller's transaction and writes the PAYMENT history
-/// row. Returns the balance left, or `Err(balance)` with the current balance when it is short.
-/// A zero amount (an order fully paid by a coupon) changes nothing.
-pub async fn pay(
-    conn: &mut dyn Conn,
-    user: UserId,
-    amount: Won,
-    order: OrderId,
-    now: DateTime<Utc>,
-) -> Result<Result<Won, Won>, StoreError> {
-    if amount == Won::ZERO {
-        return Ok(Ok(conn.balance(user).await?));
-    }
-    match conn.pay(user, amount, order, now).await? {
-        Some(balance) => Ok(Ok(balance)),
-        None => Ok(Err(conn.balance(user).await?)),
-    }
 }
 
 pub async fn history(

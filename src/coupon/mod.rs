@@ -6,6 +6,6 @@ mod service;
 
 pub use routes::routes;
 pub use service::{
-    create, get, issue, list_mine, mark_used, terms_for, Coupon, CouponError, DiscountType,
-    NewCoupon, SoldOut, Terms, UserCoupon, UserCouponStatus,
+    create, get, issue, list_mine, Coupon, CouponError, DiscountType, NewCoupon, SoldOut, Terms,
+    UserCoupon, UserCouponStatus,
 };

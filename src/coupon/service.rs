@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::bounds;
 use crate::clock::Clock;
-use crate::ids::{CouponId, OrderId, UserCouponId, UserId};
+use crate::ids::{CouponId, UserCouponId, UserId};
 use crate::money::Won;
 use crate::page::{Page, PageRequest};
 pub use crate::store::coupon::DiscountType;
@@ -386,28 +386,6 @@ pub async fn list_mine(
         .map(|row| UserCoupon::at(row, now))
         .collect();
     Ok(Page::from_rows(coupons, page, |c| c.id.get()))
-}
-
-/// The terms of a user coupon that this user may use now; `None` if it is not theirs, is used
-/// or has expired. Read inside the order's transaction; `mark_used` is the guarded step.
-pub async fn terms_for(
-    conn: &mut dyn Conn,
-    user: UserId,
-    id: UserCouponId,
-    now: DateTime<Utc>,
-) -> Result<Option<Terms>, StoreError> {
-    Ok(conn.usable_terms(user, id, now).await?.map(Terms::from))
-}
-
-/// Marks the coupon used by `order`, only if it is still unused and unexpired; false otherwise.
-pub async fn mark_used(
-    conn: &mut dyn Conn,
-    user: UserId,
-    id: UserCouponId,
-    order: OrderId,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    conn.use_coupon(user, id, order, now).await
 }
 
 #[cfg(test)]

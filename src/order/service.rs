@@ -1,21 +1,18 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::sync::Arc;
 use thiserror::Error;
 use utoipa::ToSchema;
 
-use super::pricing::{price, Pricing};
+use super::placing::Placing;
+use super::pricing::Pricing;
 use super::request::OrderRequest;
 use crate::app::AppState;
-use crate::events::{OrderPaid, SoldItem, ORDER_PAID};
-use crate::idempotency::{self, Attempt, IdempotencyError, IdempotencyKey, Outcome, Render};
+use crate::events::SoldItem;
+use crate::idempotency::{Attempt, IdempotencyError, IdempotencyKey, Outcome, Render};
 use crate::ids::{OrderId, ProductId, UserCouponId, UserId};
-use crate::money::Won;
 use crate::page::{Page, PageRequest};
-use crate::product::StockTake;
-use crate::store::order::{NewOrderRow, OrderLineRow, OrderRow, OrderStatus};
+use crate::store::order::{OrderLineRow, OrderRow, OrderStatus};
 use crate::store::{Conn, Db, StoreError, StoreFault};
-use crate::{balance, coupon, outbox, product};
 
 #[derive(Debug, Error)]
 pub enum OrderError {
@@ -126,7 +123,8 @@ impl From<OrderRow> for Order {
     }
 }
 
-/// Places an order in one transaction. Honours an idempotency key.
+/// Places an order: decided and stored together with the orders waiting at the same moment,
+/// in one transaction (see `placing`). Honours an idempotency key.
 pub async fn place(
     state: &AppState,
     user: UserId,
@@ -135,21 +133,14 @@ pub async fn place(
     render: Render<Order, OrderError>,
 ) -> Outcome<Order, OrderError> {
     let attempt = key.map(|key| Attempt::new(user, key, "POST /orders", &request));
-    let now = state.clock.now();
-    let request = Arc::new(request);
-    let outcome: Outcome<Order, OrderError> = state
-        .db
-        .write(move |conn| {
-            let (request, attempt) = (request.clone(), attempt.clone());
-            Box::pin(async move {
-                idempotency::once(conn, attempt.as_ref(), now, render, move |conn| {
-                    Box::pin(async move { execute(conn, user, &request, now).await })
-                })
-                .await
-            })
-        })
-        .await
-        .into();
+    let placing = Placing {
+        user,
+        request,
+        attempt,
+        now: state.clock.now(),
+        render,
+    };
+    let outcome = state.db.write_shared(placing).await;
     settle(
         state,
         &outcome,
@@ -185,111 +176,11 @@ pub(super) fn settle(
     }
 }
 
-/// The steps of an order, inside the caller's transaction. Returning an error rolls all of
-/// them back: stock and coupon are "restored" by never having changed.
-async fn execute(
-    conn: &mut dyn Conn,
-    user: UserId,
-    request: &OrderRequest,
-    now: DateTime<Utc>,
-) -> Result<Order, OrderError> {
-    let lines = take_stock(conn, request).await?;
-    let coupon_id = request.user_coupon_id();
-    let terms = match coupon_id {
-        Some(id) => Some(
-            coupon::terms_for(conn, user, id, now)
-                .await?
-                .ok_or_else(|| {
-                    not_usable(id, "it is not yours, already used, or expired".into())
-                })?,
-        ),
-        None => None,
-    };
-    let priced: Vec<(Won, i64)> = lines
-        .iter()
-        .map(|l| (Won(l.unit_price), l.quantity))
-        .collect();
-    let pricing = price(&priced, terms.as_ref()).ok_or_else(|| {
-        let minimum = terms.map(|t| t.min_order_amount.get()).unwrap_or_default();
-        not_usable(
-            coupon_id.expect("only a coupon refuses a price"),
-            format!("the order total is under its minimum of {minimum} won"),
-        )
-    })?;
-
-    let order = conn
-        .insert_order(&NewOrderRow {
-            user,
-            total_amount: pricing.total.get(),
-            discount_amount: pricing.discount.get(),
-            paid_amount: pricing.paid.get(),
-            user_coupon_id: coupon_id,
-            created_at: now,
-            items: &lines,
-        })
-        .await?;
-    if let Some(id) = coupon_id {
-        if !coupon::mark_used(conn, user, id, order, now).await? {
-            return Err(not_usable(id, "it was used by another order".into()));
-        }
-    }
-    if let Err(balance) = balance::pay(conn, user, pricing.paid, order, now).await? {
-        return Err(OrderError::InsufficientBalance {
-            balance: balance.get(),
-            required: pricing.paid.get(),
-        });
-    }
-    let event = OrderPaid {
-        order_id: order.get(),
-        user_id: user.get(),
-        paid_at: now,
-        items: lines
-            .iter()
-            .map(|l| SoldItem {
-                product_id: l.product_id,
-                quantity: l.quantity,
-                amount: l.amount,
-            })
-            .collect(),
-    };
-    outbox::enqueue(conn, ORDER_PAID, &event, now).await?;
-    let items = lines.into_iter().map(OrderLine::from).collect();
-    Ok(view(order, user, items, pricing, coupon_id, now))
-}
-
-/// Decrements stock line by line in ascending product id (the request keeps them sorted).
-async fn take_stock(
-    conn: &mut dyn Conn,
-    request: &OrderRequest,
-) -> Result<Vec<OrderLineRow>, OrderError> {
-    let mut lines = Vec::with_capacity(request.lines().len());
-    for &(product_id, quantity) in request.lines() {
-        match product::take_stock(conn, product_id, quantity).await? {
-            StockTake::Taken(product) => lines.push(OrderLineRow {
-                product_id: product_id.get(),
-                name: product.name,
-                unit_price: product.price,
-                quantity,
-                amount: product.price * quantity,
-            }),
-            StockTake::Missing => return Err(OrderError::ProductNotFound(product_id.get())),
-            StockTake::Short { available } => {
-                return Err(OrderError::OutOfStock {
-                    product_id: product_id.get(),
-                    requested: quantity,
-                    available,
-                })
-            }
-        }
-    }
-    Ok(lines)
-}
-
-fn not_usable(id: UserCouponId, why: String) -> OrderError {
+pub(super) fn not_usable(id: UserCouponId, why: String) -> OrderError {
     OrderError::CouponNotUsable(id.get(), why)
 }
 
-fn view(
+pub(super) fn view(
     id: OrderId,
     user: UserId,
     items: Vec<OrderLine>,

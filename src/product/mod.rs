@@ -7,6 +7,6 @@ mod service;
 pub use cache::ProductCache;
 pub use routes::routes;
 pub use service::{
-    create, find_many, get, list, take_stock, update, NewProduct, Product, ProductError,
-    ProductPatch, StockTake, MAX_PRICE, MAX_STOCK,
+    create, find_many, get, list, update, NewProduct, Product, ProductError, ProductPatch,
+    MAX_PRICE, MAX_STOCK,
 };

@@ -8,7 +8,7 @@ use crate::clock::Clock;
 use crate::ids::ProductId;
 use crate::page::{Page, PageRequest};
 use crate::store::product::{ProductChange, ProductRow};
-use crate::store::{Conn, Db, StoreError, StoreFault};
+use crate::store::{Db, StoreError, StoreFault};
 
 /// Upper bounds that keep every order total far inside 64 bits.
 pub const MAX_PRICE: i64 = 1_000_000_000;
@@ -183,32 +183,4 @@ pub async fn update(
         .await;
     cache.forget([id]);
     updated
-}
-
-/// What taking stock for one order line found.
-#[derive(Debug)]
-pub enum StockTake {
-    /// Stock decremented; the product as it is now.
-    Taken(Product),
-    Missing,
-    Short {
-        available: i64,
-    },
-}
-
-/// Decrements stock by `quantity` in the caller's transaction, only if that much is there.
-pub async fn take_stock(
-    conn: &mut dyn Conn,
-    id: ProductId,
-    quantity: i64,
-) -> Result<StockTake, StoreError> {
-    if let Some(product) = conn.take_stock(id, quantity).await? {
-        return Ok(StockTake::Taken(product.into()));
-    }
-    Ok(match conn.product(id).await? {
-        Some(product) => StockTake::Short {
-            available: product.stock,
-        },
-        None => StockTake::Missing,
-    })
 }

@@ -30,6 +30,16 @@ pub struct HistoryRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// A payment decided against a locked balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentRow {
+    pub user: UserId,
+    pub amount: Won,
+    pub order: OrderId,
+    pub balance_after: Won,
+    pub at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait BalanceStore {
     /// A user with no balance row has balance 0.
@@ -45,16 +55,6 @@ pub trait BalanceStore {
         now: DateTime<Utc>,
     ) -> Result<Option<(Won, i64)>, StoreError>;
 
-    /// Subtracts `amount` for `order` if the balance covers it, and writes the PAYMENT row.
-    /// Returns the balance after, or `None` when the balance is short.
-    async fn pay(
-        &mut self,
-        user: UserId,
-        amount: Won,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Won>, StoreError>;
-
     /// Adds `amount` back for the cancelled `order`, past the maximum balance if need be, and
     /// writes the REFUND row. Returns the balance after.
     async fn refund(
@@ -64,6 +64,14 @@ pub trait BalanceStore {
         order: OrderId,
         now: DateTime<Utc>,
     ) -> Result<Won, StoreError>;
+
+    /// The balances of `users` that have one, locked until the transaction ends (PostgreSQL:
+    /// `FOR UPDATE` in user order), in user order.
+    async fn lock_balances(&mut self, users: &[UserId]) -> Result<Vec<(UserId, Won)>, StoreError>;
+
+    /// Stores payments decided against locked balances, in order: a PAYMENT row each, and
+    /// each user's balance set to its last `balance_after`.
+    async fn record_payments(&mut self, payments: &[PaymentRow]) -> Result<(), StoreError>;
 
     /// Newest first, strictly older than the page's cursor.
     async fn history(

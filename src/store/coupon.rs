@@ -71,6 +71,37 @@ pub struct TermsRow {
     pub min_order_amount: i64,
 }
 
+/// A user coupon as an order batch needs it: whose, whether usable, on what terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldCouponRow {
+    pub id: UserCouponId,
+    pub user_id: i64,
+    pub used: bool,
+    pub expires_at: DateTime<Utc>,
+    pub terms: TermsRow,
+}
+
+/// A coupon issue decided by a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewUserCouponRow {
+    pub user: UserId,
+    pub coupon: CouponId,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// (user, campaign) pairs as stored, typed.
+pub(super) fn typed_pairs(rows: Vec<(i64, i64)>) -> Result<Vec<(UserId, CouponId)>, StoreError> {
+    rows.into_iter()
+        .map(|(user, coupon)| {
+            Ok((
+                UserId::new(user).ok_or_else(|| StoreError::corrupt(user))?,
+                CouponId::new(coupon).ok_or_else(|| StoreError::corrupt(coupon))?,
+            ))
+        })
+        .collect()
+}
+
 #[async_trait]
 pub trait CouponStore {
     async fn insert_coupon(
@@ -116,24 +147,38 @@ pub trait CouponStore {
         page: PageRequest,
     ) -> Result<Vec<UserCouponRow>, StoreError>;
 
-    /// The terms of the user's coupon `id` if it is unused and unexpired at `now`.
-    async fn usable_terms(
-        &mut self,
-        user: UserId,
-        id: UserCouponId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<TermsRow>, StoreError>;
-
     /// Makes the coupon `order` used unused again (the order was cancelled). Whether it is
     /// available or expired follows from its expiry, as for any unused coupon.
     async fn release_coupon(&mut self, id: UserCouponId, order: OrderId) -> Result<(), StoreError>;
 
-    /// Marks the coupon used by `order` only if it is still the user's, unused and unexpired.
-    async fn use_coupon(
+    /// The user coupons, locked until the transaction ends (PostgreSQL: `FOR UPDATE` in id
+    /// order), in id order; missing ids are left out.
+    async fn lock_user_coupons(
         &mut self,
-        user: UserId,
-        id: UserCouponId,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+        ids: &[UserCouponId],
+    ) -> Result<Vec<HeldCouponRow>, StoreError>;
+
+    /// Marks coupons used as a batch decided: (coupon, the order that used it, when).
+    async fn use_coupons(
+        &mut self,
+        uses: &[(UserCouponId, OrderId, DateTime<Utc>)],
+    ) -> Result<(), StoreError>;
+
+    /// The campaigns, locked until the transaction ends (PostgreSQL: `FOR UPDATE` in id
+    /// order), in id order; missing ids are left out.
+    async fn lock_coupons(&mut self, ids: &[CouponId]) -> Result<Vec<CouponRow>, StoreError>;
+
+    /// Which of these (user, campaign) pairs already hold a coupon.
+    async fn holders(
+        &mut self,
+        pairs: &[(UserId, CouponId)],
+    ) -> Result<Vec<(UserId, CouponId)>, StoreError>;
+
+    /// Stores the issues a batch decided, in order, and each campaign's issued quantity
+    /// after them; returns the new coupons' ids in the order given.
+    async fn issue_coupons(
+        &mut self,
+        issued: &[(CouponId, i64)],
+        coupons: &[NewUserCouponRow],
+    ) -> Result<Vec<UserCouponId>, StoreError>;
 }

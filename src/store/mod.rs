@@ -24,7 +24,7 @@ pub mod product;
 mod retry;
 mod sqlite;
 
-pub use batch::DEFAULT_MAX_BATCH;
+pub use batch::{Batching, Shared, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH};
 pub use error::{Fault, StoreError, StoreFault};
 pub use retry::WRITE_DEADLINE;
 
@@ -91,7 +91,12 @@ impl Backend {
 
 #[derive(Debug, Clone)]
 enum Pools {
-    Postgres(sqlx::PgPool),
+    /// Writes of their own run in transactions of their own on the pool; [`Shared`] writes
+    /// queue for the committers.
+    Postgres {
+        pool: sqlx::PgPool,
+        committer: batch::Committer,
+    },
     /// SQLite allows one writer at a time: writes queue for the committer, which commits them
     /// in batches on the one-connection `write` pool instead of spinning on `SQLITE_BUSY`;
     /// reads use `read` and never block on WAL.
@@ -112,23 +117,41 @@ pub struct Db {
 impl Db {
     /// Connects to `url` (`sqlite://PATH`, created if missing, or `postgres://...`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
-        Self::connect_batched(url, max_connections, DEFAULT_MAX_BATCH).await
+        Self::connect_batched(url, max_connections, Batching::default()).await
     }
 
-    /// As [`Db::connect`], with at most `max_batch` SQLite writes per commit (1: one each).
+    /// As [`Db::connect`], with writes grouped into commits as `batching` says.
     pub async fn connect_batched(
         url: &str,
         max_connections: u32,
-        max_batch: usize,
+        batching: Batching,
     ) -> Result<Db, StoreError> {
         let max_connections = max_connections.max(2);
         let writes_failing = Arc::<AtomicBool>::default();
         let pools = match Backend::from_url(url) {
-            Some(Backend::Postgres) => Pools::Postgres(postgres::pool(url, max_connections).await?),
+            Some(Backend::Postgres) => {
+                let pool = postgres::pool(url, max_connections).await?;
+                let committer = batch::Committer::start(
+                    pool.clone(),
+                    "BEGIN",
+                    writes_failing.clone(),
+                    batching,
+                );
+                Pools::Postgres { pool, committer }
+            }
             Some(Backend::Sqlite) => {
                 let (read, write) = sqlite::pools(url, max_connections).await?;
-                let committer =
-                    batch::Committer::start(write.clone(), writes_failing.clone(), max_batch);
+                // IMMEDIATE takes the write lock at once, so a transaction never fails half-way
+                // to upgrade a read lock.
+                let committer = batch::Committer::start(
+                    write.clone(),
+                    "BEGIN IMMEDIATE",
+                    writes_failing.clone(),
+                    Batching {
+                        committers: 1,
+                        ..batching
+                    },
+                );
                 Pools::Sqlite {
                     read,
                     write,
@@ -150,14 +173,14 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         match self.pools {
-            Pools::Postgres(_) => Backend::Postgres,
+            Pools::Postgres { .. } => Backend::Postgres,
             Pools::Sqlite { .. } => Backend::Sqlite,
         }
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let result = match &self.pools {
-            Pools::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+            Pools::Postgres { pool, .. } => sqlx::migrate!("./migrations/postgres").run(pool).await,
             Pools::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await,
         };
         result.map_err(|e| StoreError::new(Fault::Unavailable, e))
@@ -166,7 +189,7 @@ impl Db {
     /// A connection for reads that need no transaction.
     pub async fn read(&self) -> Result<Reader, StoreError> {
         Ok(Reader(match &self.pools {
-            Pools::Postgres(pool) => Pooled::Postgres(pool.acquire().await?),
+            Pools::Postgres { pool, .. } => Pooled::Postgres(pool.acquire().await?),
             Pools::Sqlite { read, .. } => Pooled::Sqlite(read.acquire().await?),
         }))
     }
@@ -182,8 +205,20 @@ impl Db {
         E: From<StoreError> + StoreFault + Send + 'static,
     {
         match &self.pools {
-            Pools::Postgres(pool) => retrying(pool, "BEGIN", &self.writes_failing, work).await,
+            Pools::Postgres { pool, .. } => {
+                retrying(pool, "BEGIN", &self.writes_failing, work).await
+            }
             Pools::Sqlite { committer, .. } => committer.write(work).await,
+        }
+    }
+
+    /// Runs `item` set-based together with the other writes of its kind waiting at that
+    /// moment, in one transaction on either backend (see `batch`); answered once it committed.
+    pub async fn write_shared<W: Shared>(&self, item: W) -> W::Output {
+        match &self.pools {
+            Pools::Postgres { committer, .. } | Pools::Sqlite { committer, .. } => {
+                committer.write_shared(item).await
+            }
         }
     }
 
@@ -214,7 +249,7 @@ impl Db {
         Fut: Future<Output = (Vec<i64>, R)>,
     {
         match &self.pools {
-            Pools::Postgres(pool) => {
+            Pools::Postgres { pool, .. } => {
                 let mut tx = Transaction::begin(pool, "BEGIN", WRITE_DEADLINE).await?;
                 let events = tx.pending_events(limit).await?;
                 let (delivered, rest) = deliver(events).await;
@@ -240,7 +275,7 @@ impl Db {
     /// Pool usage, for the metrics endpoint: (pool name, open connections, idle connections).
     pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
         match &self.pools {
-            Pools::Postgres(pool) => vec![("main", pool.size(), pool.num_idle())],
+            Pools::Postgres { pool, .. } => vec![("main", pool.size(), pool.num_idle())],
             Pools::Sqlite { read, write, .. } => vec![
                 ("read", read.size(), read.num_idle()),
                 ("write", write.size(), write.num_idle()),
@@ -250,7 +285,7 @@ impl Db {
 
     pub async fn close(&self) {
         match &self.pools {
-            Pools::Postgres(pool) => pool.close().await,
+            Pools::Postgres { pool, .. } => pool.close().await,
             Pools::Sqlite { read, write, .. } => {
                 read.close().await;
                 write.close().await;
@@ -379,8 +414,6 @@ where
 {
     let mut deadline = Deadline::start(WRITE_DEADLINE);
     loop {
-        // IMMEDIATE (SQLite) takes the write lock at once, so a transaction never fails
-        // half-way to upgrade a read lock.
         let outcome = in_transaction(pool, begin, deadline.remaining(), &mut work).await;
         let fault = outcome
             .as_ref()
@@ -424,6 +457,7 @@ where
     match work(&mut *tx).await {
         Ok(value) => {
             tx.commit().await?;
+            metrics::counter!("db_commits_total").increment(1);
             Ok(value)
         }
         Err(error) => {

@@ -56,8 +56,11 @@ pub struct NewOrderRow<'a> {
 
 #[async_trait]
 pub trait OrderStore {
-    /// Stores a paid order and its lines.
-    async fn insert_order(&mut self, order: &NewOrderRow<'_>) -> Result<OrderId, StoreError>;
+    /// Stores paid orders with their lines; returns their ids in the order given.
+    async fn insert_orders(
+        &mut self,
+        orders: &[NewOrderRow<'_>],
+    ) -> Result<Vec<OrderId>, StoreError>;
 
     /// Marks a paid order cancelled; false when it is not (or no longer) paid. On PostgreSQL
     /// the row lock it takes makes concurrent cancels of one order wait, then find it cancelled.

@@ -22,6 +22,13 @@ pub trait OutboxStore {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError>;
 
+    /// One event per (payload, time), in order.
+    async fn insert_events(
+        &mut self,
+        topic: &str,
+        events: &[(String, DateTime<Utc>)],
+    ) -> Result<(), StoreError>;
+
     /// Events written but not yet delivered.
     async fn outbox_backlog(&mut self) -> Result<i64, StoreError>;
 

@@ -48,14 +48,14 @@ pub trait ProductStore {
         now: DateTime<Utc>,
     ) -> Result<Option<ProductRow>, StoreError>;
 
-    /// Takes `quantity` from the stock only if that much is there (the guard is in the
-    /// statement, so no concurrency can oversell). Returns the product after, or `None`.
-    async fn take_stock(
-        &mut self,
-        id: ProductId,
-        quantity: i64,
-    ) -> Result<Option<ProductRow>, StoreError>;
-
     /// Puts `quantity` back into the stock (a cancelled order's line).
     async fn restock(&mut self, id: ProductId, quantity: i64) -> Result<(), StoreError>;
+
+    /// The products, locked until the transaction ends (on PostgreSQL `FOR UPDATE` in id
+    /// order; SQLite's write transaction holds every row), in id order; missing ids are left
+    /// out. A batch of orders decides against these.
+    async fn lock_products(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError>;
+
+    /// Sets each locked product's stock to what a batch decided: (id, stock after).
+    async fn set_stocks(&mut self, stocks: &[(ProductId, i64)]) -> Result<(), StoreError>;
 }

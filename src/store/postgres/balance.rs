@@ -5,7 +5,7 @@ use sqlx::PgConnection;
 use crate::ids::{OrderId, UserId};
 use crate::money::Won;
 use crate::page::PageRequest;
-use crate::store::balance::{BalanceStore, EntryKind, HistoryRow};
+use crate::store::balance::{BalanceStore, EntryKind, HistoryRow, PaymentRow};
 use crate::store::StoreError;
 
 #[derive(sqlx::FromRow)]
@@ -60,28 +60,50 @@ impl BalanceStore for PgConnection {
         Ok(row.map(|(balance, id)| (Won(balance), id)))
     }
 
-    async fn pay(
-        &mut self,
-        user: UserId,
-        amount: Won,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Won>, StoreError> {
-        let balance: Option<i64> = sqlx::query_scalar(
-            "WITH changed AS (
-                 UPDATE balances SET balance = balance - $2, updated_at = $3
-                 WHERE user_id = $1 AND balance >= $2 RETURNING balance)
-             INSERT INTO balance_history (user_id, kind, amount, balance_after, order_id, created_at)
-             SELECT $1, $5, $2, balance, $4, $3 FROM changed RETURNING balance_after",
+    async fn lock_balances(&mut self, users: &[UserId]) -> Result<Vec<(UserId, Won)>, StoreError> {
+        let ids: Vec<i64> = users.iter().map(|u| u.get()).collect();
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT user_id, balance FROM balances WHERE user_id = ANY($1)
+             ORDER BY user_id FOR UPDATE",
         )
-        .bind(user.get())
-        .bind(amount.get())
-        .bind(now)
-        .bind(order.get())
-        .bind(EntryKind::Payment)
-        .fetch_optional(&mut *self)
+        .bind(ids)
+        .fetch_all(&mut *self)
         .await?;
-        Ok(balance.map(Won))
+        rows.into_iter()
+            .map(|(user, balance)| {
+                let user = UserId::new(user).ok_or_else(|| StoreError::corrupt(user))?;
+                Ok((user, Won(balance)))
+            })
+            .collect()
+    }
+
+    /// One round trip: the history rows and the balances, as arrays.
+    async fn record_payments(&mut self, payments: &[PaymentRow]) -> Result<(), StoreError> {
+        let column = |f: fn(&PaymentRow) -> i64| payments.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "WITH paid AS (
+                 INSERT INTO balance_history
+                     (user_id, kind, amount, balance_after, order_id, created_at)
+                 SELECT u, $5, a, b, o, at
+                 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                             $6::timestamptz[]) WITH ORDINALITY AS p(u, a, b, o, at, n)
+                 ORDER BY n)
+             UPDATE balances SET balance = last.b, updated_at = last.at
+             FROM (SELECT DISTINCT ON (u) u, b, at
+                   FROM UNNEST($1::bigint[], $3::bigint[], $6::timestamptz[])
+                       WITH ORDINALITY AS p(u, b, at, n)
+                   ORDER BY u, n DESC) AS last
+             WHERE balances.user_id = last.u",
+        )
+        .bind(column(|p| p.user.get()))
+        .bind(column(|p| p.amount.get()))
+        .bind(column(|p| p.balance_after.get()))
+        .bind(column(|p| p.order.get()))
+        .bind(EntryKind::Payment)
+        .bind(payments.iter().map(|p| p.at).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await?;
+        Ok(())
     }
 
     async fn refund(

@@ -5,7 +5,8 @@ use sqlx::PgConnection;
 use crate::ids::{CouponId, OrderId, UserCouponId, UserId};
 use crate::page::PageRequest;
 use crate::store::coupon::{
-    CouponRow, CouponStore, DiscountType, NewCouponRow, TermsRow, UserCouponRow,
+    typed_pairs, CouponRow, CouponStore, DiscountType, HeldCouponRow, NewCouponRow,
+    NewUserCouponRow, TermsRow, UserCouponRow,
 };
 use crate::store::StoreError;
 
@@ -81,6 +82,33 @@ struct Terms {
     discount_type: DiscountType,
     discount_value: i64,
     min_order_amount: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct Held {
+    id: i64,
+    user_id: i64,
+    used: bool,
+    expires_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    terms: Terms,
+}
+
+impl TryFrom<Held> for HeldCouponRow {
+    type Error = StoreError;
+    fn try_from(row: Held) -> Result<Self, StoreError> {
+        Ok(HeldCouponRow {
+            id: UserCouponId::new(row.id).ok_or_else(|| StoreError::corrupt(row.id))?,
+            user_id: row.user_id,
+            used: row.used,
+            expires_at: row.expires_at,
+            terms: TermsRow {
+                discount_type: row.terms.discount_type,
+                discount_value: row.terms.discount_value,
+                min_order_amount: row.terms.min_order_amount,
+            },
+        })
+    }
 }
 
 #[async_trait]
@@ -219,27 +247,106 @@ impl CouponStore for PgConnection {
         .collect()
     }
 
-    async fn usable_terms(
+    async fn lock_user_coupons(
         &mut self,
-        user: UserId,
-        id: UserCouponId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<TermsRow>, StoreError> {
-        let terms = sqlx::query_as::<_, Terms>(
-            "SELECT c.discount_type, c.discount_value, c.min_order_amount
+        ids: &[UserCouponId],
+    ) -> Result<Vec<HeldCouponRow>, StoreError> {
+        let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+        let rows: Vec<Held> = sqlx::query_as(
+            "SELECT u.id, u.user_id, u.used_at IS NOT NULL AS used, u.expires_at,
+                 c.discount_type, c.discount_value, c.min_order_amount
              FROM user_coupons u JOIN coupons c ON c.id = u.coupon_id
-             WHERE u.id = $1 AND u.user_id = $2 AND u.used_at IS NULL AND u.expires_at > $3",
+             WHERE u.id = ANY($1) ORDER BY u.id FOR UPDATE OF u",
         )
-        .bind(id.get())
-        .bind(user.get())
-        .bind(now)
-        .fetch_optional(&mut *self)
+        .bind(ids)
+        .fetch_all(&mut *self)
         .await?;
-        Ok(terms.map(|t| TermsRow {
-            discount_type: t.discount_type,
-            discount_value: t.discount_value,
-            min_order_amount: t.min_order_amount,
-        }))
+        rows.into_iter().map(HeldCouponRow::try_from).collect()
+    }
+
+    async fn use_coupons(
+        &mut self,
+        uses: &[(UserCouponId, OrderId, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE user_coupons u SET used_at = v.at, order_id = v.o
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS v(id, o, at)
+             WHERE u.id = v.id",
+        )
+        .bind(uses.iter().map(|(id, _, _)| id.get()).collect::<Vec<_>>())
+        .bind(
+            uses.iter()
+                .map(|(_, order, _)| order.get())
+                .collect::<Vec<_>>(),
+        )
+        .bind(uses.iter().map(|&(_, _, at)| at).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn lock_coupons(&mut self, ids: &[CouponId]) -> Result<Vec<CouponRow>, StoreError> {
+        let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+        let rows: Vec<Coupon> = sqlx::query_as(concat!(
+            "SELECT ",
+            coupon_columns!(),
+            " FROM coupons WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+        ))
+        .bind(ids)
+        .fetch_all(&mut *self)
+        .await?;
+        rows.into_iter().map(CouponRow::try_from).collect()
+    }
+
+    async fn holders(
+        &mut self,
+        pairs: &[(UserId, CouponId)],
+    ) -> Result<Vec<(UserId, CouponId)>, StoreError> {
+        let users: Vec<i64> = pairs.iter().map(|(u, _)| u.get()).collect();
+        let coupons: Vec<i64> = pairs.iter().map(|(_, c)| c.get()).collect();
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT u.user_id, u.coupon_id FROM user_coupons u
+             JOIN UNNEST($1::bigint[], $2::bigint[]) AS p(u, c)
+                 ON u.user_id = p.u AND u.coupon_id = p.c",
+        )
+        .bind(users)
+        .bind(coupons)
+        .fetch_all(&mut *self)
+        .await?;
+        typed_pairs(rows)
+    }
+
+    /// One round trip: the campaigns' counts and the new coupons, as arrays.
+    async fn issue_coupons(
+        &mut self,
+        issued: &[(CouponId, i64)],
+        coupons: &[NewUserCouponRow],
+    ) -> Result<Vec<UserCouponId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "WITH counted AS (
+                 UPDATE coupons c SET issued_quantity = v.q
+                 FROM UNNEST($1::bigint[], $2::bigint[]) AS v(id, q) WHERE c.id = v.id)
+             INSERT INTO user_coupons (user_id, coupon_id, issued_at, expires_at)
+             SELECT u, c, i, e
+             FROM UNNEST($3::bigint[], $4::bigint[], $5::timestamptz[], $6::timestamptz[])
+                 WITH ORDINALITY AS n(u, c, i, e, n)
+             ORDER BY n
+             RETURNING id",
+        )
+        .bind(issued.iter().map(|(id, _)| id.get()).collect::<Vec<_>>())
+        .bind(issued.iter().map(|&(_, q)| q).collect::<Vec<_>>())
+        .bind(coupons.iter().map(|c| c.user.get()).collect::<Vec<_>>())
+        .bind(coupons.iter().map(|c| c.coupon.get()).collect::<Vec<_>>())
+        .bind(coupons.iter().map(|c| c.issued_at).collect::<Vec<_>>())
+        .bind(coupons.iter().map(|c| c.expires_at).collect::<Vec<_>>())
+        .fetch_all(&mut *self)
+        .await?;
+        // Identity values follow the insert order, so sorting them restores it.
+        let mut ids = ids;
+        ids.sort_unstable();
+        ids.into_iter()
+            .map(|id| UserCouponId::new(id).ok_or_else(|| StoreError::corrupt(id)))
+            .collect()
     }
 
     async fn release_coupon(&mut self, id: UserCouponId, order: OrderId) -> Result<(), StoreError> {
@@ -251,25 +358,5 @@ impl CouponStore for PgConnection {
         .execute(&mut *self)
         .await?;
         Ok(())
-    }
-
-    async fn use_coupon(
-        &mut self,
-        user: UserId,
-        id: UserCouponId,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE user_coupons SET used_at = $3, order_id = $4
-             WHERE id = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3",
-        )
-        .bind(id.get())
-        .bind(user.get())
-        .bind(now)
-        .bind(order.get())
-        .execute(&mut *self)
-        .await?;
-        Ok(result.rows_affected() == 1)
     }
 }

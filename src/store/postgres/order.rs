@@ -79,35 +79,67 @@ async fn with_lines(
 
 #[async_trait]
 impl OrderStore for PgConnection {
-    /// One round trip: the order and all its lines, the lines as arrays.
-    async fn insert_order(&mut self, order: &NewOrderRow<'_>) -> Result<OrderId, StoreError> {
-        let column = |f: fn(&OrderLineRow) -> i64| order.items.iter().map(f).collect::<Vec<_>>();
-        let names: Vec<&str> = order.items.iter().map(|l| l.name.as_str()).collect();
-        let id: i64 = sqlx::query_scalar(
-            "WITH placed AS (
-                 INSERT INTO orders (user_id, status, total_amount, discount_amount, paid_amount,
-                                     user_coupon_id, created_at)
-                 VALUES ($1, 'PAID', $2, $3, $4, $5, $6) RETURNING id),
-             lines AS (
-                 INSERT INTO order_items (order_id, product_id, name, unit_price, quantity, amount)
-                 SELECT placed.id, l.* FROM placed,
-                     UNNEST($7::bigint[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[]) AS l)
-             SELECT id FROM placed",
+    /// Two round trips for all: ids from the sequence, then the orders and lines as arrays.
+    async fn insert_orders(
+        &mut self,
+        orders: &[NewOrderRow<'_>],
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, $1)",
         )
-        .bind(order.user.get())
-        .bind(order.total_amount)
-        .bind(order.discount_amount)
-        .bind(order.paid_amount)
-        .bind(order.user_coupon_id.map(UserCouponId::get))
-        .bind(order.created_at)
-        .bind(column(|l| l.product_id))
-        .bind(names)
-        .bind(column(|l| l.unit_price))
-        .bind(column(|l| l.quantity))
-        .bind(column(|l| l.amount))
-        .fetch_one(&mut *self)
+        .bind(orders.len() as i64)
+        .fetch_all(&mut *self)
         .await?;
-        OrderId::new(id).ok_or_else(|| StoreError::corrupt(id))
+        // In arrival order, so order ids grow as orders came.
+        ids.sort_unstable();
+        let column = |f: fn(&NewOrderRow) -> i64| orders.iter().map(f).collect::<Vec<_>>();
+        let lines: Vec<(i64, &OrderLineRow)> = ids
+            .iter()
+            .zip(orders)
+            .flat_map(|(&id, order)| order.items.iter().map(move |line| (id, line)))
+            .collect();
+        let line =
+            |f: fn(&OrderLineRow) -> i64| lines.iter().map(|(_, l)| f(l)).collect::<Vec<_>>();
+        sqlx::query(
+            "WITH placed AS (
+                 INSERT INTO orders (id, user_id, status, total_amount, discount_amount,
+                                     paid_amount, user_coupon_id, created_at)
+                 SELECT id, u, 'PAID', t, d, p, c, at
+                 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                             $5::bigint[], $6::bigint[], $7::timestamptz[])
+                     AS o(id, u, t, d, p, c, at))
+             INSERT INTO order_items (order_id, product_id, name, unit_price, quantity, amount)
+             SELECT * FROM UNNEST($8::bigint[], $9::bigint[], $10::text[], $11::bigint[],
+                                  $12::bigint[], $13::bigint[])",
+        )
+        .bind(&ids)
+        .bind(column(|o| o.user.get()))
+        .bind(column(|o| o.total_amount))
+        .bind(column(|o| o.discount_amount))
+        .bind(column(|o| o.paid_amount))
+        .bind(
+            orders
+                .iter()
+                .map(|o| o.user_coupon_id.map(UserCouponId::get))
+                .collect::<Vec<_>>(),
+        )
+        .bind(orders.iter().map(|o| o.created_at).collect::<Vec<_>>())
+        .bind(lines.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(line(|l| l.product_id))
+        .bind(
+            lines
+                .iter()
+                .map(|(_, l)| l.name.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(line(|l| l.unit_price))
+        .bind(line(|l| l.quantity))
+        .bind(line(|l| l.amount))
+        .execute(&mut *self)
+        .await?;
+        ids.into_iter()
+            .map(|id| OrderId::new(id).ok_or_else(|| StoreError::corrupt(id)))
+            .collect()
     }
 
     async fn cancel_order(&mut self, id: OrderId, now: DateTime<Utc>) -> Result<bool, StoreError> {

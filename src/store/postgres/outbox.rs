@@ -30,6 +30,24 @@ impl OutboxStore for PgConnection {
         .await?)
     }
 
+    async fn insert_events(
+        &mut self,
+        topic: &str,
+        events: &[(String, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO outbox (topic, payload, created_at)
+             SELECT $1, p, at FROM UNNEST($2::text[], $3::timestamptz[]) WITH ORDINALITY AS e(p, at, n)
+             ORDER BY n",
+        )
+        .bind(topic)
+        .bind(events.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|&(_, at)| at).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
     async fn outbox_backlog(&mut self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")

@@ -108,19 +108,31 @@ impl ProductStore for PgConnection {
         .await?)
     }
 
-    async fn take_stock(
-        &mut self,
-        id: ProductId,
-        quantity: i64,
-    ) -> Result<Option<ProductRow>, StoreError> {
-        row(sqlx::query_as(
-            "UPDATE products SET stock = stock - $2 WHERE id = $1 AND stock >= $2
-             RETURNING id, name, price, stock",
+    async fn lock_products(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError> {
+        let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+        rows(
+            sqlx::query_as(
+                "SELECT id, name, price, stock FROM products WHERE id = ANY($1)
+                 ORDER BY id FOR UPDATE",
+            )
+            .bind(ids)
+            .fetch_all(&mut *self)
+            .await?,
         )
-        .bind(id.get())
-        .bind(quantity)
-        .fetch_optional(&mut *self)
-        .await?)
+    }
+
+    async fn set_stocks(&mut self, stocks: &[(ProductId, i64)]) -> Result<(), StoreError> {
+        let ids: Vec<i64> = stocks.iter().map(|(id, _)| id.get()).collect();
+        let after: Vec<i64> = stocks.iter().map(|&(_, stock)| stock).collect();
+        sqlx::query(
+            "UPDATE products p SET stock = s.stock
+             FROM UNNEST($1::bigint[], $2::bigint[]) AS s(id, stock) WHERE p.id = s.id",
+        )
+        .bind(ids)
+        .bind(after)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
     }
 
     async fn restock(&mut self, id: ProductId, quantity: i64) -> Result<(), StoreError> {

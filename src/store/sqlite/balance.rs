@@ -2,11 +2,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
-use super::{instant, micros};
+use super::{instant, json_rows, micros};
 use crate::ids::{OrderId, UserId};
 use crate::money::Won;
 use crate::page::PageRequest;
-use crate::store::balance::{BalanceStore, EntryKind, HistoryRow};
+use crate::store::balance::{BalanceStore, EntryKind, HistoryRow, PaymentRow};
 use crate::store::StoreError;
 
 #[derive(sqlx::FromRow)]
@@ -98,28 +98,54 @@ impl BalanceStore for SqliteConnection {
         Ok(Some((Won(balance), id)))
     }
 
-    async fn pay(
-        &mut self,
-        user: UserId,
-        amount: Won,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Won>, StoreError> {
-        let balance: Option<i64> = sqlx::query_scalar(
-            "UPDATE balances SET balance = balance - $2, updated_at = $3
-             WHERE user_id = $1 AND balance >= $2 RETURNING balance",
+    async fn lock_balances(&mut self, users: &[UserId]) -> Result<Vec<(UserId, Won)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT user_id, balance FROM balances
+             WHERE user_id IN (SELECT value FROM json_each($1)) ORDER BY user_id",
         )
-        .bind(user.get())
-        .bind(amount.get())
-        .bind(micros(now))
-        .fetch_optional(&mut *self)
+        .bind(json_rows(users.iter().map(|u| u.get())))
+        .fetch_all(&mut *self)
         .await?;
-        let Some(balance) = balance else {
-            return Ok(None);
-        };
-        let kind = EntryKind::Payment;
-        append_history(self, user, kind, amount, balance, Some(order), now).await?;
-        Ok(Some(Won(balance)))
+        rows.into_iter()
+            .map(|(user, balance)| {
+                let user = UserId::new(user).ok_or_else(|| StoreError::corrupt(user))?;
+                Ok((user, Won(balance)))
+            })
+            .collect()
+    }
+
+    async fn record_payments(&mut self, payments: &[PaymentRow]) -> Result<(), StoreError> {
+        let rows = json_rows(payments.iter().map(|p| {
+            (
+                p.user.get(),
+                p.amount.get(),
+                p.balance_after.get(),
+                p.order.get(),
+                micros(p.at),
+            )
+        }));
+        sqlx::query(
+            "INSERT INTO balance_history (user_id, kind, amount, balance_after, order_id, created_at)
+             SELECT p.value ->> 0, $2, p.value ->> 1, p.value ->> 2, p.value ->> 3, p.value ->> 4
+             FROM json_each($1) AS p ORDER BY p.key",
+        )
+        .bind(&rows)
+        .bind(EntryKind::Payment)
+        .execute(&mut *self)
+        .await?;
+        // Each user's last payment of the batch holds the balance after all of them (with
+        // MAX, SQLite takes the bare columns from the row that has the maximum).
+        sqlx::query(
+            "UPDATE balances SET balance = last.b, updated_at = last.at
+             FROM (SELECT p.value ->> 0 AS u, p.value ->> 2 AS b, p.value ->> 4 AS at,
+                          MAX(p.key)
+                   FROM json_each($1) AS p GROUP BY p.value ->> 0) AS last
+             WHERE balances.user_id = last.u",
+        )
+        .bind(&rows)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
     }
 
     async fn refund(

@@ -2,11 +2,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
-use super::{instant, micros};
+use super::product::json_ids;
+use super::{instant, json_rows, micros};
 use crate::ids::{CouponId, OrderId, UserCouponId, UserId};
 use crate::page::PageRequest;
 use crate::store::coupon::{
-    CouponRow, CouponStore, DiscountType, NewCouponRow, TermsRow, UserCouponRow,
+    typed_pairs, CouponRow, CouponStore, DiscountType, HeldCouponRow, NewCouponRow,
+    NewUserCouponRow, TermsRow, UserCouponRow,
 };
 use crate::store::StoreError;
 
@@ -82,6 +84,33 @@ struct Terms {
     discount_type: DiscountType,
     discount_value: i64,
     min_order_amount: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct Held {
+    id: i64,
+    user_id: i64,
+    used: bool,
+    expires_at: i64,
+    #[sqlx(flatten)]
+    terms: Terms,
+}
+
+impl TryFrom<Held> for HeldCouponRow {
+    type Error = StoreError;
+    fn try_from(row: Held) -> Result<Self, StoreError> {
+        Ok(HeldCouponRow {
+            id: UserCouponId::new(row.id).ok_or_else(|| StoreError::corrupt(row.id))?,
+            user_id: row.user_id,
+            used: row.used,
+            expires_at: instant(row.expires_at)?,
+            terms: TermsRow {
+                discount_type: row.terms.discount_type,
+                discount_value: row.terms.discount_value,
+                min_order_amount: row.terms.min_order_amount,
+            },
+        })
+    }
 }
 
 #[async_trait]
@@ -220,27 +249,97 @@ impl CouponStore for SqliteConnection {
         .collect()
     }
 
-    async fn usable_terms(
+    async fn lock_user_coupons(
         &mut self,
-        user: UserId,
-        id: UserCouponId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<TermsRow>, StoreError> {
-        let terms = sqlx::query_as::<_, Terms>(
-            "SELECT c.discount_type, c.discount_value, c.min_order_amount
+        ids: &[UserCouponId],
+    ) -> Result<Vec<HeldCouponRow>, StoreError> {
+        let rows: Vec<Held> = sqlx::query_as(
+            "SELECT u.id, u.user_id, u.used_at IS NOT NULL AS used, u.expires_at,
+                 c.discount_type, c.discount_value, c.min_order_amount
              FROM user_coupons u JOIN coupons c ON c.id = u.coupon_id
-             WHERE u.id = $1 AND u.user_id = $2 AND u.used_at IS NULL AND u.expires_at > $3",
+             WHERE u.id IN (SELECT value FROM json_each($1)) ORDER BY u.id",
         )
-        .bind(id.get())
-        .bind(user.get())
-        .bind(micros(now))
-        .fetch_optional(&mut *self)
+        .bind(json_ids(ids.iter().map(|id| id.get())))
+        .fetch_all(&mut *self)
         .await?;
-        Ok(terms.map(|t| TermsRow {
-            discount_type: t.discount_type,
-            discount_value: t.discount_value,
-            min_order_amount: t.min_order_amount,
-        }))
+        rows.into_iter().map(HeldCouponRow::try_from).collect()
+    }
+
+    async fn use_coupons(
+        &mut self,
+        uses: &[(UserCouponId, OrderId, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE user_coupons SET used_at = v.value ->> 2, order_id = v.value ->> 1
+             FROM json_each($1) AS v WHERE user_coupons.id = v.value ->> 0",
+        )
+        .bind(json_rows(
+            uses.iter()
+                .map(|&(id, order, at)| (id.get(), order.get(), micros(at))),
+        ))
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
+    async fn lock_coupons(&mut self, ids: &[CouponId]) -> Result<Vec<CouponRow>, StoreError> {
+        let rows: Vec<Coupon> = sqlx::query_as(concat!(
+            "SELECT ",
+            coupon_columns!(),
+            " FROM coupons WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id"
+        ))
+        .bind(json_ids(ids.iter().map(|id| id.get())))
+        .fetch_all(&mut *self)
+        .await?;
+        rows.into_iter().map(CouponRow::try_from).collect()
+    }
+
+    async fn holders(
+        &mut self,
+        pairs: &[(UserId, CouponId)],
+    ) -> Result<Vec<(UserId, CouponId)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT u.user_id, u.coupon_id FROM json_each($1) AS p
+             JOIN user_coupons u ON u.user_id = p.value ->> 0 AND u.coupon_id = p.value ->> 1",
+        )
+        .bind(json_rows(pairs.iter().map(|(u, c)| (u.get(), c.get()))))
+        .fetch_all(&mut *self)
+        .await?;
+        typed_pairs(rows)
+    }
+
+    async fn issue_coupons(
+        &mut self,
+        issued: &[(CouponId, i64)],
+        coupons: &[NewUserCouponRow],
+    ) -> Result<Vec<UserCouponId>, StoreError> {
+        sqlx::query(
+            "UPDATE coupons SET issued_quantity = v.value ->> 1
+             FROM json_each($1) AS v WHERE coupons.id = v.value ->> 0",
+        )
+        .bind(json_rows(issued.iter().map(|&(id, q)| (id.get(), q))))
+        .execute(&mut *self)
+        .await?;
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "INSERT INTO user_coupons (user_id, coupon_id, issued_at, expires_at)
+             SELECT c.value ->> 0, c.value ->> 1, c.value ->> 2, c.value ->> 3
+             FROM json_each($1) AS c ORDER BY c.key RETURNING id",
+        )
+        .bind(json_rows(coupons.iter().map(|c| {
+            (
+                c.user.get(),
+                c.coupon.get(),
+                micros(c.issued_at),
+                micros(c.expires_at),
+            )
+        })))
+        .fetch_all(&mut *self)
+        .await?;
+        // The one writer numbers rows in insert order, so sorting the ids restores it.
+        ids.sort_unstable();
+        ids.into_iter()
+            .map(|id| UserCouponId::new(id).ok_or_else(|| StoreError::corrupt(id)))
+            .collect()
     }
 
     async fn release_coupon(&mut self, id: UserCouponId, order: OrderId) -> Result<(), StoreError> {
@@ -252,25 +351,5 @@ impl CouponStore for SqliteConnection {
         .execute(&mut *self)
         .await?;
         Ok(())
-    }
-
-    async fn use_coupon(
-        &mut self,
-        user: UserId,
-        id: UserCouponId,
-        order: OrderId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE user_coupons SET used_at = $3, order_id = $4
-             WHERE id = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3",
-        )
-        .bind(id.get())
-        .bind(user.get())
-        .bind(micros(now))
-        .bind(order.get())
-        .execute(&mut *self)
-        .await?;
-        Ok(result.rows_affected() == 1)
     }
 }

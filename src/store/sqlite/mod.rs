@@ -62,6 +62,12 @@ pub(super) fn classify(code: i32) -> Fault {
     }
 }
 
+/// Rows as one JSON array of arrays, for set-based statements over `json_each($1)`: one
+/// statement for a whole batch instead of one per row.
+fn json_rows<T: serde::Serialize>(rows: impl IntoIterator<Item = T>) -> String {
+    serde_json::to_string(&rows.into_iter().collect::<Vec<_>>()).expect("rows serialize")
+}
+
 fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }

@@ -4,7 +4,7 @@ use sqlx::SqliteConnection;
 use std::collections::HashMap;
 
 use super::product::json_ids;
-use super::{instant, micros};
+use super::{instant, json_rows, micros};
 use crate::events::SoldItem;
 use crate::ids::{OrderId, UserCouponId, UserId};
 use crate::page::PageRequest;
@@ -87,36 +87,59 @@ async fn with_lines(
 
 #[async_trait]
 impl OrderStore for SqliteConnection {
-    async fn insert_order(&mut self, order: &NewOrderRow<'_>) -> Result<OrderId, StoreError> {
-        let id: i64 = sqlx::query_scalar(
+    async fn insert_orders(
+        &mut self,
+        orders: &[NewOrderRow<'_>],
+    ) -> Result<Vec<OrderId>, StoreError> {
+        let placed = json_rows(orders.iter().map(|o| {
+            (
+                o.user.get(),
+                o.total_amount,
+                o.discount_amount,
+                o.paid_amount,
+                o.user_coupon_id.map(UserCouponId::get),
+                micros(o.created_at),
+            )
+        }));
+        let mut ids: Vec<i64> = sqlx::query_scalar(
             "INSERT INTO orders
                  (user_id, status, total_amount, discount_amount, paid_amount, user_coupon_id, created_at)
-             VALUES ($1, 'PAID', $2, $3, $4, $5, $6) RETURNING id",
+             SELECT o.value ->> 0, 'PAID', o.value ->> 1, o.value ->> 2, o.value ->> 3,
+                    o.value ->> 4, o.value ->> 5
+             FROM json_each($1) AS o ORDER BY o.key RETURNING id",
         )
-        .bind(order.user.get())
-        .bind(order.total_amount)
-        .bind(order.discount_amount)
-        .bind(order.paid_amount)
-        .bind(order.user_coupon_id.map(UserCouponId::get))
-        .bind(micros(order.created_at))
-        .fetch_one(&mut *self)
+        .bind(placed)
+        .fetch_all(&mut *self)
         .await?;
-        // In-process: one prepared statement per line costs no round trip.
-        for line in order.items {
-            sqlx::query(
-                "INSERT INTO order_items (order_id, product_id, name, unit_price, quantity, amount)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(id)
-            .bind(line.product_id)
-            .bind(&line.name)
-            .bind(line.unit_price)
-            .bind(line.quantity)
-            .bind(line.amount)
-            .execute(&mut *self)
-            .await?;
+        // The one writer numbers rows in insert order, so sorting the ids restores it.
+        ids.sort_unstable();
+        if ids.len() != orders.len() {
+            return Err(StoreError::corrupt("an order of the batch was not stored"));
         }
-        OrderId::new(id).ok_or_else(|| StoreError::corrupt(id))
+        let lines = json_rows(ids.iter().zip(orders).flat_map(|(&id, order)| {
+            order.items.iter().map(move |l| {
+                (
+                    id,
+                    l.product_id,
+                    l.name.as_str(),
+                    l.unit_price,
+                    l.quantity,
+                    l.amount,
+                )
+            })
+        }));
+        sqlx::query(
+            "INSERT INTO order_items (order_id, product_id, name, unit_price, quantity, amount)
+             SELECT l.value ->> 0, l.value ->> 1, l.value ->> 2, l.value ->> 3, l.value ->> 4,
+                    l.value ->> 5
+             FROM json_each($1) AS l ORDER BY l.key",
+        )
+        .bind(lines)
+        .execute(&mut *self)
+        .await?;
+        ids.into_iter()
+            .map(|id| OrderId::new(id).ok_or_else(|| StoreError::corrupt(id)))
+            .collect()
     }
 
     async fn cancel_order(&mut self, id: OrderId, now: DateTime<Utc>) -> Result<bool, StoreError> {

@@ -2,8 +2,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
-use super::micros;
 use super::product::json_ids;
+use super::{json_rows, micros};
 use crate::store::outbox::{Event, OutboxStore};
 use crate::store::StoreError;
 
@@ -30,6 +30,22 @@ impl OutboxStore for SqliteConnection {
         .bind(micros(now))
         .fetch_one(&mut *self)
         .await?)
+    }
+
+    async fn insert_events(
+        &mut self,
+        topic: &str,
+        events: &[(String, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO outbox (topic, payload, created_at)
+             SELECT $1, e.value ->> 0, e.value ->> 1 FROM json_each($2) AS e ORDER BY e.key",
+        )
+        .bind(topic)
+        .bind(json_rows(events.iter().map(|(p, at)| (p, micros(*at)))))
+        .execute(&mut *self)
+        .await?;
+        Ok(())
     }
 
     async fn outbox_backlog(&mut self) -> Result<i64, StoreError> {

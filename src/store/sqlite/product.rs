@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
-use super::micros;
+use super::{json_rows, micros};
 use crate::ids::ProductId;
 use crate::page::PageRequest;
 use crate::store::product::{ProductChange, ProductRow, ProductStore};
@@ -76,6 +76,31 @@ impl ProductStore for SqliteConnection {
         )
     }
 
+    async fn lock_products(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError> {
+        rows(
+            sqlx::query_as(
+                "SELECT id, name, price, stock FROM products
+                 WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id",
+            )
+            .bind(json_ids(ids.iter().map(|id| id.get())))
+            .fetch_all(&mut *self)
+            .await?,
+        )
+    }
+
+    async fn set_stocks(&mut self, stocks: &[(ProductId, i64)]) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE products SET stock = s.value ->> 1
+             FROM json_each($1) AS s WHERE products.id = s.value ->> 0",
+        )
+        .bind(json_rows(
+            stocks.iter().map(|&(id, stock)| (id.get(), stock)),
+        ))
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+
     async fn insert_product(
         &mut self,
         name: &str,
@@ -112,21 +137,6 @@ impl ProductStore for SqliteConnection {
         .bind(change.price)
         .bind(change.stock)
         .bind(micros(now))
-        .fetch_optional(&mut *self)
-        .await?)
-    }
-
-    async fn take_stock(
-        &mut self,
-        id: ProductId,
-        quantity: i64,
-    ) -> Result<Option<ProductRow>, StoreError> {
-        row(sqlx::query_as(
-            "UPDATE products SET stock = stock - $2 WHERE id = $1 AND stock >= $2
-             RETURNING id, name, price, stock",
-        )
-        .bind(id.get())
-        .bind(quantity)
         .fetch_optional(&mut *self)
         .await?)
     }

@@ -1,0 +1,366 @@
+//! Orders placed together: the orders waiting at one moment are decided in arrival order
+//! against rows locked once, and written with a few statements for all of them (see
+//! `store::Shared`). A refused order writes nothing, so the others are untouched by it.
+//!
+//! The rules are the ones of a single order, in its order of checks: each line's product must
+//! exist and have the quantity, the coupon must be the user's, unused and unexpired, the total
+//! must reach the coupon's minimum, and the balance must cover what is left to pay.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+use super::pricing::{price, Pricing};
+use super::request::OrderRequest;
+use super::service::{not_usable, view, Order, OrderError, OrderLine};
+use crate::coupon::Terms;
+use crate::events::{OrderPaid, SoldItem, ORDER_PAID};
+use crate::idempotency::{self, Answer, Attempt, Outcome, Render};
+use crate::ids::{ProductId, UserCouponId, UserId};
+use crate::money::Won;
+use crate::store::balance::PaymentRow;
+use crate::store::coupon::HeldCouponRow;
+use crate::store::order::{NewOrderRow, OrderLineRow};
+use crate::store::product::ProductRow;
+use crate::store::{Conn, Shared, StoreError};
+
+/// One order to place, as its request asked.
+pub(super) struct Placing {
+    pub user: UserId,
+    pub request: OrderRequest,
+    pub attempt: Option<Attempt>,
+    pub now: DateTime<Utc>,
+    pub render: Render<Order, OrderError>,
+}
+
+#[async_trait]
+impl Shared for Placing {
+    type Output = Outcome<Order, OrderError>;
+
+    async fn run_all(
+        conn: &mut dyn Conn,
+        orders: &[&Placing],
+    ) -> Result<Vec<Self::Output>, StoreError> {
+        let mut outcomes = Vec::with_capacity(orders.len());
+        // A retry that arrives with its first attempt in one batch must see that attempt's
+        // answer: so a key seen twice starts a new round, which finds it recorded.
+        let mut start = 0;
+        while start < orders.len() {
+            let end = start + distinct_keys(&orders[start..]);
+            outcomes.extend(place_round(conn, &orders[start..end]).await?);
+            start = end;
+        }
+        Ok(outcomes)
+    }
+
+    fn failed(error: StoreError) -> Self::Output {
+        Outcome::Fresh(Err(error.into()))
+    }
+}
+
+/// How many orders from the start have keys not used before them.
+fn distinct_keys(orders: &[&Placing]) -> usize {
+    let mut seen: Vec<&Attempt> = Vec::new();
+    for (n, order) in orders.iter().enumerate() {
+        if let Some(attempt) = &order.attempt {
+            if seen.iter().any(|s| s.same_key(attempt)) {
+                return n;
+            }
+            seen.push(attempt);
+        }
+    }
+    orders.len()
+}
+
+/// The rows the orders of a round decide against, locked in the schema's order.
+struct Locked {
+    products: HashMap<ProductId, ProductRow>,
+    coupons: HashMap<UserCouponId, HeldCouponRow>,
+    balances: HashMap<UserId, Won>,
+}
+
+impl Locked {
+    async fn take(conn: &mut dyn Conn, orders: &[&Placing]) -> Result<Locked, StoreError> {
+        let mut products: Vec<ProductId> = orders
+            .iter()
+            .flat_map(|o| o.request.lines().iter().map(|&(id, _)| id))
+            .collect();
+        products.sort_unstable();
+        products.dedup();
+        let mut coupons: Vec<UserCouponId> = orders
+            .iter()
+            .filter_map(|o| o.request.user_coupon_id())
+            .collect();
+        coupons.sort_unstable();
+        coupons.dedup();
+        let mut users: Vec<UserId> = orders.iter().map(|o| o.user).collect();
+        users.sort_unstable();
+        users.dedup();
+
+        let products = conn.lock_products(&products).await?;
+        let coupons = if coupons.is_empty() {
+            Vec::new()
+        } else {
+            conn.lock_user_coupons(&coupons).await?
+        };
+        let balances = conn.lock_balances(&users).await?;
+        Ok(Locked {
+            products: products.into_iter().map(|p| (p.id, p)).collect(),
+            coupons: coupons.into_iter().map(|c| (c.id, c)).collect(),
+            balances: balances.into_iter().collect(),
+        })
+    }
+
+    /// Decides one order against the state left by the orders before it, and applies it.
+    fn decide(&mut self, order: &Placing) -> Result<Accepted, OrderError> {
+        let (user, now) = (order.user, order.now);
+        let mut lines = Vec::with_capacity(order.request.lines().len());
+        for &(id, quantity) in order.request.lines() {
+            let product = self
+                .products
+                .get(&id)
+                .ok_or(OrderError::ProductNotFound(id.get()))?;
+            if product.stock < quantity {
+                return Err(OrderError::OutOfStock {
+                    product_id: id.get(),
+                    requested: quantity,
+                    available: product.stock,
+                });
+            }
+            lines.push(OrderLineRow {
+                product_id: id.get(),
+                name: product.name.clone(),
+                unit_price: product.price,
+                quantity,
+                amount: product.price * quantity,
+            });
+        }
+        let coupon = order.request.user_coupon_id();
+        let terms = match coupon {
+            Some(id) => Some(
+                self.coupons
+                    .get(&id)
+                    .filter(|c| c.user_id == user.get() && !c.used && c.expires_at > now)
+                    .map(|c| Terms::from(c.terms))
+                    .ok_or_else(|| {
+                        not_usable(id, "it is not yours, already used, or expired".into())
+                    })?,
+            ),
+            None => None,
+        };
+        let priced: Vec<(Won, i64)> = lines
+            .iter()
+            .map(|l| (Won(l.unit_price), l.quantity))
+            .collect();
+        let pricing = price(&priced, terms.as_ref()).ok_or_else(|| {
+            let minimum = terms.map(|t| t.min_order_amount.get()).unwrap_or_default();
+            not_usable(
+                coupon.expect("only a coupon refuses a price"),
+                format!("the order total is under its minimum of {minimum} won"),
+            )
+        })?;
+        let balance_after = if pricing.paid == Won::ZERO {
+            None
+        } else {
+            let balance = self.balances.get(&user).copied();
+            match balance.filter(|b| *b >= pricing.paid) {
+                Some(balance) => Some(balance - pricing.paid),
+                None => {
+                    return Err(OrderError::InsufficientBalance {
+                        balance: balance.unwrap_or(Won::ZERO).get(),
+                        required: pricing.paid.get(),
+                    })
+                }
+            }
+        };
+
+        for line in &lines {
+            let id = ProductId::new(line.product_id).expect("taken from a product id");
+            if let Some(product) = self.products.get_mut(&id) {
+                product.stock -= line.quantity;
+            }
+        }
+        if let Some(held) = coupon.and_then(|id| self.coupons.get_mut(&id)) {
+            held.used = true;
+        }
+        if let Some(after) = balance_after {
+            self.balances.insert(user, after);
+        }
+        Ok(Accepted {
+            lines,
+            pricing,
+            coupon,
+            balance_after,
+        })
+    }
+}
+
+/// What an accepted order will write.
+struct Accepted {
+    lines: Vec<OrderLineRow>,
+    pricing: Pricing,
+    coupon: Option<UserCouponId>,
+    /// `None` when nothing is left to pay (no payment row, as for a single order).
+    balance_after: Option<Won>,
+}
+
+/// Orders whose keys are distinct: claim the keys, lock, decide in order, write all at once.
+async fn place_round(
+    conn: &mut dyn Conn,
+    orders: &[&Placing],
+) -> Result<Vec<Outcome<Order, OrderError>>, StoreError> {
+    let attempts: Vec<Option<&Attempt>> = orders.iter().map(|o| o.attempt.as_ref()).collect();
+    let now = orders.iter().map(|o| o.now).max().unwrap_or_else(Utc::now);
+    let early: Vec<Option<Outcome<Order, OrderError>>> =
+        idempotency::claim_all(conn, &attempts, now).await?;
+
+    let live: Vec<&Placing> = orders
+        .iter()
+        .zip(&early)
+        .filter(|(_, early)| early.is_none())
+        .map(|(order, _)| *order)
+        .collect();
+    let mut decided: Vec<Result<Accepted, OrderError>> = Vec::with_capacity(live.len());
+    if !live.is_empty() {
+        let mut locked = Locked::take(conn, &live).await?;
+        decided.extend(live.iter().map(|order| locked.decide(order)));
+        write_stock(conn, &decided, &locked).await?;
+    }
+    let mut results = placed(conn, &live, decided).await?.into_iter();
+
+    let outcomes: Vec<Outcome<Order, OrderError>> = early
+        .into_iter()
+        .map(|early| early.unwrap_or_else(|| Outcome::Fresh(results.next().expect("one each"))))
+        .collect();
+    // Each claimed key keeps its answer; a reused key claimed nothing.
+    let answers: Vec<(&Attempt, Answer)> = orders
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(order, outcome)| match (&order.attempt, outcome) {
+            (Some(attempt), Outcome::Fresh(result))
+                if !matches!(result, Err(OrderError::Idempotency(_))) =>
+            {
+                Some((attempt, (order.render)(result)?))
+            }
+            _ => None,
+        })
+        .collect();
+    idempotency::record_all(conn, &answers).await?;
+    Ok(outcomes)
+}
+
+/// Writes the stock the accepted orders left.
+async fn write_stock(
+    conn: &mut dyn Conn,
+    decided: &[Result<Accepted, OrderError>],
+    locked: &Locked,
+) -> Result<(), StoreError> {
+    let mut touched: Vec<ProductId> = decided
+        .iter()
+        .flatten()
+        .flat_map(|a| a.lines.iter().filter_map(|l| ProductId::new(l.product_id)))
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let stocks: Vec<(ProductId, i64)> = touched
+        .iter()
+        .filter_map(|id| locked.products.get(id).map(|p| (*id, p.stock)))
+        .collect();
+    conn.set_stocks(&stocks).await
+}
+
+/// Stores the accepted orders (with their coupon uses, payments and events) and returns every
+/// order's result in order.
+async fn placed(
+    conn: &mut dyn Conn,
+    live: &[&Placing],
+    decided: Vec<Result<Accepted, OrderError>>,
+) -> Result<Vec<Result<Order, OrderError>>, StoreError> {
+    let accepted: Vec<(&Placing, &Accepted)> = live
+        .iter()
+        .zip(&decided)
+        .filter_map(|(order, d)| d.as_ref().ok().map(|a| (*order, a)))
+        .collect();
+    let rows: Vec<NewOrderRow> = accepted
+        .iter()
+        .map(|(order, a)| NewOrderRow {
+            user: order.user,
+            total_amount: a.pricing.total.get(),
+            discount_amount: a.pricing.discount.get(),
+            paid_amount: a.pricing.paid.get(),
+            user_coupon_id: a.coupon,
+            created_at: order.now,
+            items: &a.lines,
+        })
+        .collect();
+    let ids = if rows.is_empty() {
+        Vec::new()
+    } else {
+        conn.insert_orders(&rows).await?
+    };
+
+    let uses: Vec<_> = accepted
+        .iter()
+        .zip(&ids)
+        .filter_map(|((order, a), id)| a.coupon.map(|c| (c, *id, order.now)))
+        .collect();
+    if !uses.is_empty() {
+        conn.use_coupons(&uses).await?;
+    }
+    let payments: Vec<PaymentRow> = accepted
+        .iter()
+        .zip(&ids)
+        .filter_map(|((order, a), id)| {
+            a.balance_after.map(|after| PaymentRow {
+                user: order.user,
+                amount: a.pricing.paid,
+                order: *id,
+                balance_after: after,
+                at: order.now,
+            })
+        })
+        .collect();
+    if !payments.is_empty() {
+        conn.record_payments(&payments).await?;
+    }
+    let events = accepted
+        .iter()
+        .zip(&ids)
+        .map(|((order, a), id)| {
+            let event = OrderPaid {
+                order_id: id.get(),
+                user_id: order.user.get(),
+                paid_at: order.now,
+                items: a
+                    .lines
+                    .iter()
+                    .map(|l| SoldItem {
+                        product_id: l.product_id,
+                        quantity: l.quantity,
+                        amount: l.amount,
+                    })
+                    .collect(),
+            };
+            let payload = serde_json::to_string(&event).map_err(StoreError::corrupt)?;
+            Ok((payload, order.now))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if !events.is_empty() {
+        conn.insert_events(ORDER_PAID, &events).await?;
+    }
+
+    let mut ids = ids.into_iter();
+    Ok(live
+        .iter()
+        .zip(decided)
+        .map(|(order, d)| {
+            let a = d?;
+            let id = ids.next().expect("an id per accepted order");
+            let items = a.lines.into_iter().map(OrderLine::from).collect();
+            Ok(view(id, order.user, items, a.pricing, a.coupon, order.now))
+        })
+        .collect())
+}
