@@ -1,6 +1,7 @@
 //! Coupons (쿠폰): campaigns, first-come-first-served issuance, a user's coupons, and the
 //! redemption an order performs inside its own transaction.
 
+mod issuing;
 mod routes;
 mod service;
 

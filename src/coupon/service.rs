@@ -5,6 +5,7 @@ use std::sync::RwLock;
 use thiserror::Error;
 use utoipa::ToSchema;
 
+use super::issuing::Issuing;
 use crate::bounds;
 use crate::clock::Clock;
 use crate::ids::{CouponId, UserCouponId, UserId};
@@ -12,7 +13,7 @@ use crate::money::Won;
 use crate::page::{Page, PageRequest};
 pub use crate::store::coupon::DiscountType;
 use crate::store::coupon::{CouponRow, NewCouponRow, TermsRow, UserCouponRow};
-use crate::store::{Conn, Db, StoreError, StoreFault};
+use crate::store::{Db, StoreError, StoreFault};
 
 pub const MAX_QUANTITY: i64 = 100_000_000;
 pub const MAX_VALID_DAYS: i64 = 3650;
@@ -137,7 +138,7 @@ impl From<CouponRow> for Coupon {
 
 impl UserCoupon {
     /// The issued coupon with its status at `now`.
-    fn at(row: UserCouponRow, now: DateTime<Utc>) -> Self {
+    pub(super) fn at(row: UserCouponRow, now: DateTime<Utc>) -> Self {
         let status = match row.used_at {
             Some(_) => UserCouponStatus::Used,
             None if row.expires_at <= now => UserCouponStatus::Expired,
@@ -275,8 +276,9 @@ impl SoldOut {
     }
 }
 
-/// First come, first served: checks the window, one per user, takes one from the remaining
-/// quantity with a guarded update and stores the issue, all in one transaction.
+/// First come, first served: one per user, the window open, one taken from the remaining
+/// quantity and the issue stored, decided with the issues waiting at the same moment in
+/// arrival order, in one transaction (see `issuing`).
 pub async fn issue(
     db: &Db,
     clock: &dyn Clock,
@@ -287,7 +289,13 @@ pub async fn issue(
     let result = if sold_out.contains(id) {
         refuse_sold_out(db, user, id).await
     } else {
-        take_and_record(db, clock.now(), user, id).await
+        let now = clock.now();
+        db.write_shared(Issuing {
+            user,
+            coupon: id,
+            now,
+        })
+        .await
     };
     let outcome = match &result {
         Ok(issued) => {
@@ -315,61 +323,6 @@ async fn refuse_sold_out(db: &Db, user: UserId, id: CouponId) -> Result<UserCoup
     } else {
         Err(CouponError::SoldOut(id))
     }
-}
-
-async fn take_and_record(
-    db: &Db,
-    now: DateTime<Utc>,
-    user: UserId,
-    id: CouponId,
-) -> Result<UserCoupon, CouponError> {
-    db.write(move |conn| {
-        Box::pin(async move {
-            if conn.holds_coupon(user, id).await? {
-                return Err(CouponError::AlreadyIssued(id));
-            }
-            let Some(coupon) = conn.take_coupon(id, now).await? else {
-                return Err(refusal(conn, id, now).await?);
-            };
-            let expires_at = now + chrono::Duration::days(coupon.valid_days);
-            match conn.insert_user_coupon(user, id, now, expires_at).await {
-                Ok(issued) => Ok(UserCoupon::at(
-                    UserCouponRow {
-                        id: issued,
-                        coupon,
-                        issued_at: now,
-                        expires_at,
-                        used_at: None,
-                    },
-                    now,
-                )),
-                // The unique (user, coupon) index is the last line of defence.
-                Err(e) if e.is_unique_violation() => Err(CouponError::AlreadyIssued(id)),
-                Err(e) => Err(e.into()),
-            }
-        })
-    })
-    .await
-}
-
-/// Why the guarded update took nothing.
-async fn refusal(
-    conn: &mut dyn Conn,
-    id: CouponId,
-    now: DateTime<Utc>,
-) -> Result<CouponError, StoreError> {
-    let Some(coupon) = conn.coupon(id).await? else {
-        return Ok(CouponError::NotFound(id));
-    };
-    Ok(
-        if coupon.issue_starts_at.is_some_and(|starts| now < starts) {
-            CouponError::NotIssuable(id, "issuing has not started")
-        } else if coupon.issue_ends_at.is_some_and(|ends| now >= ends) {
-            CouponError::NotIssuable(id, "issuing has ended")
-        } else {
-            CouponError::SoldOut(id)
-        },
-    )
 }
 
 /// The user's coupons, newest first, with their status at `clock.now()`.

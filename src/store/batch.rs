@@ -333,9 +333,14 @@ async fn commit_batches<DB>(
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
     loop {
-        let Some(jobs) = take_batch(&waiting, max_batch).await else {
+        // The queue stays this committer's from taking the batch until the batch has run (its
+        // rows locked and its decisions made): so batches decide in arrival order even with
+        // several committers, and only the commits overlap.
+        let mut turn = waiting.clone().lock_owned().await;
+        let Some(jobs) = take_batch(&mut turn, max_batch).await else {
             return;
         };
+        let turn = Arc::new(std::sync::Mutex::new(Some(turn)));
         metrics::histogram!("db_write_batch_size").record(jobs.len() as f64);
         for job in &jobs {
             metrics::histogram!("db_write_queue_seconds")
@@ -343,8 +348,12 @@ async fn commit_batches<DB>(
         }
         let batch = Arc::new(Mutex::new(jobs));
         let outcome: Result<(), StoreError> = retrying(&pool, begin, &writes_failing, |conn| {
-            let batch = batch.clone();
-            Box::pin(async move { run_batch(conn, &mut batch.lock().await[..]).await })
+            let (batch, turn) = (batch.clone(), turn.clone());
+            Box::pin(async move {
+                let ran = run_batch(conn, &mut batch.lock().await[..]).await;
+                drop(turn.lock().expect("turn lock").take());
+                ran
+            })
         })
         .await;
         metrics::counter!("db_write_batches_total").increment(1);
@@ -356,12 +365,10 @@ async fn commit_batches<DB>(
 }
 
 /// What is waiting, in arrival order, up to `max_batch`; `None` once the queue is closed.
-/// One committer takes at a time, so batches follow arrival order.
 async fn take_batch(
-    waiting: &Mutex<mpsc::UnboundedReceiver<Box<dyn Job>>>,
+    waiting: &mut mpsc::UnboundedReceiver<Box<dyn Job>>,
     max_batch: usize,
 ) -> Option<Vec<Box<dyn Job>>> {
-    let mut waiting = waiting.lock().await;
     let mut jobs = vec![waiting.recv().await?];
     while jobs.len() < max_batch {
         match waiting.try_recv() {

@@ -123,23 +123,6 @@ pub trait CouponStore {
     /// Whether the user already holds one of this campaign's coupons.
     async fn holds_coupon(&mut self, user: UserId, id: CouponId) -> Result<bool, StoreError>;
 
-    /// Takes one coupon if the window is open at `now` and any remain (the guard is in the
-    /// statement). Returns the campaign after, or `None`.
-    async fn take_coupon(
-        &mut self,
-        id: CouponId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<CouponRow>, StoreError>;
-
-    /// Stores the issue; a second one for the same user and campaign is a unique violation.
-    async fn insert_user_coupon(
-        &mut self,
-        user: UserId,
-        coupon: CouponId,
-        issued_at: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<UserCouponId, StoreError>;
-
     /// The user's coupons, newest first, older than the page's cursor.
     async fn user_coupons(
         &mut self,

@@ -5,8 +5,6 @@
 use crate::harness::{concurrently, count_code, count_status, Backend, TestApp};
 use crate::on_both_backends;
 use axum::http::StatusCode;
-use commerce::clock::Clock;
-use commerce::store::StoreError;
 use serde_json::json;
 
 /// `db_write_batch_size`'s count (batches committed) and sum (writes in them), process-wide.
@@ -79,24 +77,34 @@ async fn a_rush_commits_together_and_each_refusal_stays_alone(backend: Backend) 
     assert_eq!(app.scalar("SELECT COUNT(*) FROM orders").await, 60);
 }
 
-/// First come, first served: SQLite's writes commit in the order they reached the instance.
-/// The writes are queued in a known order (each is queued when first polled, and `join_all`
-/// polls them in order), so the earliest must win; PostgreSQL's concurrent transactions have no
-/// such order to check.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_the_earliest_writes_win() {
-    let app = TestApp::new(Backend::Sqlite).await;
+/// First come, first served: writes are decided in the order they reached the instance. The
+/// issues are queued in a known order (each is queued when first polled, and `join_all` polls
+/// them in order), so the earliest must win, on either backend.
+async fn the_earliest_writes_win(backend: Backend) {
+    let app = TestApp::new(backend).await;
     let coupon = crate::coupons::fixed_coupon(&app, 100, 10).await;
     let id = commerce::ids::CouponId::new(coupon).unwrap();
-    let now = app.clock.now();
-    let takes = (0..100).map(|_| {
-        app.state.db.write(move |conn| {
-            Box::pin(async move { Ok::<_, StoreError>(conn.take_coupon(id, now).await?.is_some()) })
-        })
+    let state = &app.state;
+    let issues = (1..=100).map(|user| {
+        let user = commerce::ids::UserId::new(user).unwrap();
+        commerce::coupon::issue(
+            &state.db,
+            state.clock.as_ref(),
+            &state.sold_out_coupons,
+            user,
+            id,
+        )
     });
-    let won: Vec<bool> = futures::future::try_join_all(takes).await.unwrap();
+    let won: Vec<bool> = futures::future::join_all(issues)
+        .await
+        .iter()
+        .map(|issued| issued.is_ok())
+        .collect();
     let winners: Vec<usize> = (0..100).filter(|&n| won[n]).collect();
     assert_eq!(winners, (0..10).collect::<Vec<_>>());
 }
 
-on_both_backends!(a_rush_commits_together_and_each_refusal_stays_alone);
+on_both_backends!(
+    a_rush_commits_together_and_each_refusal_stays_alone,
+    the_earliest_writes_win
+);

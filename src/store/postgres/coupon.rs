@@ -185,47 +185,6 @@ impl CouponStore for PgConnection {
         Ok(found.is_some())
     }
 
-    async fn take_coupon(
-        &mut self,
-        id: CouponId,
-        now: DateTime<Utc>,
-    ) -> Result<Option<CouponRow>, StoreError> {
-        sqlx::query_as::<_, Coupon>(concat!(
-            "UPDATE coupons SET issued_quantity = issued_quantity + 1
-             WHERE id = $1 AND issued_quantity < total_quantity
-               AND (issue_starts_at IS NULL OR issue_starts_at <= $2)
-               AND (issue_ends_at IS NULL OR issue_ends_at > $2)
-             RETURNING ",
-            coupon_columns!()
-        ))
-        .bind(id.get())
-        .bind(now)
-        .fetch_optional(&mut *self)
-        .await?
-        .map(CouponRow::try_from)
-        .transpose()
-    }
-
-    async fn insert_user_coupon(
-        &mut self,
-        user: UserId,
-        coupon: CouponId,
-        issued_at: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<UserCouponId, StoreError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO user_coupons (user_id, coupon_id, issued_at, expires_at)
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(user.get())
-        .bind(coupon.get())
-        .bind(issued_at)
-        .bind(expires_at)
-        .fetch_one(&mut *self)
-        .await?;
-        UserCouponId::new(id).ok_or_else(|| StoreError::corrupt(id))
-    }
-
     async fn user_coupons(
         &mut self,
         user: UserId,
