@@ -5,8 +5,10 @@
 //! `DATE`, arrays); `sqlite/` on sqlx's SQLite driver. Backend differences live inside those two
 //! folders and in the dispatch below, nowhere else.
 //!
-//! Writes run through [`Db::write`]: one transaction, answered only after `COMMIT` succeeded
-//! (on SQLite the transaction is shared by the writes waiting at that moment: see `batch`).
+//! Writes run through [`Db::write`] and [`Db::write_shared`]: one transaction, answered only
+//! after `COMMIT` succeeded. Orders and coupon issues (`write_shared`, both backends) and on
+//! SQLite every write share their transaction with the writes waiting at that moment: see
+//! `batch`.
 //! A storage error inside it discards the connection (SQLite rolls a transaction back by itself
 //! on disk-full and I/O errors, so its state cannot be trusted), transient errors run the work
 //! again within [`WRITE_DEADLINE`], and the rest reach the caller classified (see [`Fault`]).

@@ -5,10 +5,12 @@
 use crate::harness::{concurrently, count_code, count_status, Backend, TestApp};
 use crate::on_both_backends;
 use axum::http::StatusCode;
+use commerce::store::Batching;
 use serde_json::json;
 
-/// `db_write_batch_size`'s count (batches committed) and sum (writes in them), process-wide.
-async fn batches(app: &TestApp) -> (f64, f64) {
+/// `db_write_batch_size`'s count (batches committed) and sum (writes in them), and
+/// `db_commits_total`, process-wide.
+async fn batches(app: &TestApp) -> (f64, f64, f64) {
     let text = app.get("/metrics").send().await.text;
     let read = |name: &str| {
         text.lines()
@@ -18,6 +20,7 @@ async fn batches(app: &TestApp) -> (f64, f64) {
     (
         read("db_write_batch_size_count"),
         read("db_write_batch_size_sum"),
+        read("db_commits_total"),
     )
 }
 
@@ -40,15 +43,14 @@ async fn a_rush_commits_together_and_each_refusal_stays_alone(backend: Backend) 
     let after = batches(&app).await;
     assert_eq!(count_status(&answers, StatusCode::CREATED), 60);
     assert_eq!(count_code(&answers, "OUT_OF_STOCK"), 60);
-    if backend == Backend::Sqlite {
-        // More writes than batches: some of the rush shared a commit. (Other tests of this
-        // process add to both figures, never to the difference alone.)
-        let (batches, writes) = (after.0 - before.0, after.1 - before.1);
-        assert!(
-            writes > batches,
-            "{writes} writes in {batches} batches: nothing was committed together"
-        );
-    }
+    // More writes than batches: some of the rush shared a commit. (Other tests of this
+    // process add to both figures, never to the difference alone.)
+    let (batches, writes) = (after.0 - before.0, after.1 - before.1);
+    assert!(
+        writes > batches,
+        "{writes} writes in {batches} batches: nothing was committed together"
+    );
+    assert!(after.2 >= before.2 + batches, "each batch is a commit");
 
     // What was answered is what is stored, per user.
     for (&user, answer) in users.iter().zip(&answers) {
@@ -104,7 +106,69 @@ async fn the_earliest_writes_win(backend: Backend) {
     assert_eq!(winners, (0..10).collect::<Vec<_>>());
 }
 
+/// Two instances on one database, each batching with two committers: a coupon rush and a
+/// hot-product rush split between them issue exactly the coupons there are and sell exactly the
+/// stock, and what was answered is what is stored.
+async fn two_batching_instances_never_oversell(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let batching = Batching {
+        max_batch: 64,
+        committers: 2,
+    };
+    let instances = [
+        app.batching_instance(batching).await,
+        app.batching_instance(batching).await,
+    ];
+    let coupon = crate::coupons::fixed_coupon(&app, 100, 100).await;
+    let product = app.product("Hot", 1000, 100).await;
+    let users: Vec<i64> = (1..=300).collect();
+    for &user in &users {
+        app.charge(user, 1000).await;
+    }
+    let on = |user: i64| &instances[user as usize % 2];
+
+    let issues = concurrently(users.iter().map(|&user| {
+        app.post_to(on(user), &format!("/api/v1/coupons/{coupon}/issue"))
+            .token(&app.token(user))
+    }))
+    .await;
+    let orders = concurrently(users.iter().map(|&user| {
+        app.post_to(on(user), "/api/v1/orders")
+            .token(&app.token(user))
+            .json(json!({"items": [{"product_id": product, "quantity": 1}]}))
+    }))
+    .await;
+
+    assert_eq!(count_status(&issues, StatusCode::CREATED), 100);
+    assert_eq!(count_code(&issues, "COUPON_SOLD_OUT"), 200);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM user_coupons").await, 100);
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT issued_quantity FROM coupons WHERE id = {coupon}"
+        ))
+        .await,
+        100
+    );
+    assert_eq!(count_status(&orders, StatusCode::CREATED), 100);
+    assert_eq!(count_code(&orders, "OUT_OF_STOCK"), 200);
+    assert_eq!(
+        app.scalar(&format!("SELECT stock FROM products WHERE id = {product}"))
+            .await,
+        0
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM orders").await, 100);
+    for (&user, answer) in users.iter().zip(&orders) {
+        let won = answer.status == StatusCode::CREATED;
+        assert_eq!(
+            app.balance(user).await,
+            if won { 0 } else { 1000 },
+            "user {user}"
+        );
+    }
+}
+
 on_both_backends!(
+    two_batching_instances_never_oversell,
     a_rush_commits_together_and_each_refusal_stays_alone,
     the_earliest_writes_win
 );

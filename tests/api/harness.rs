@@ -10,7 +10,7 @@ use commerce::clock::ManualClock;
 use commerce::config::Settings;
 use commerce::ids::UserId;
 pub use commerce::store::Backend;
-use commerce::store::Db;
+use commerce::store::{Batching, Db};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
@@ -147,7 +147,18 @@ impl Drop for TestDb {
 }
 
 async fn instance(url: &str, settings: Settings, clock: Arc<ManualClock>) -> Arc<AppState> {
-    let pool = Db::connect(url, 16).await.expect("connect");
+    instance_batching(url, settings, clock, Batching::default()).await
+}
+
+async fn instance_batching(
+    url: &str,
+    settings: Settings,
+    clock: Arc<ManualClock>,
+    batching: Batching,
+) -> Arc<AppState> {
+    let pool = Db::connect_batched(url, 16, batching)
+        .await
+        .expect("connect");
     pool.migrate().await.expect("migrate");
     AppState::new(pool, settings, SECRET, clock)
 }
@@ -281,6 +292,28 @@ impl TestApp {
             self.clock.clone(),
         )
         .await
+    }
+
+    /// Another instance on the same database that groups its writes as `batching` says.
+    pub async fn batching_instance(&self, batching: Batching) -> Arc<AppState> {
+        instance_batching(
+            &self._db.url,
+            self.state.settings.clone(),
+            self.clock.clone(),
+            batching,
+        )
+        .await
+    }
+
+    /// A POST to another instance's router, as from this app's clients.
+    pub fn post_to(&self, instance: &Arc<AppState>, path: &str) -> Call {
+        Call {
+            router: instance.router(),
+            method: Method::POST,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        }
     }
 
     /// Runs the outbox relay once, delivering pending events to the platform in-process.
