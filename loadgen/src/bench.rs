@@ -125,10 +125,14 @@ async fn measure(
     println!("{}", row.line());
     rows.push(row);
 
-    // Open loop at a share of the DB ceiling: the latency a server under that load gives.
+    // Open loop at a share of the closed loop's peak: the latency a server under that load gives.
+    let peak = rows
+        .iter()
+        .find(|r| r.is(backend.name(), Scenario::OrderRushSpread))
+        .map_or(ceiling_rate, |r| r.summary.per_second);
     let server = Server::start(bin, url, SECRET, args.db_connections).await?;
     let paced = Load {
-        rate: Some(ceiling_rate * args.paced_fraction),
+        rate: Some(peak * args.paced_fraction),
         ..ceiling_load
     };
     let api = Api::new(&server.base, SECRET, load.concurrency)?;

@@ -113,7 +113,8 @@ pub struct BenchArgs {
     /// alike, so the two compare the same pool.
     #[arg(long, default_value_t = 16)]
     pub db_connections: u32,
-    /// The open-loop order run offers this fraction of the DB ceiling, to check its p99.
+    /// The open-loop order run offers this fraction of the closed-loop order-rush-spread
+    /// throughput (the peak), to check its p99.
     #[arg(long, default_value_t = 0.65)]
     pub paced_fraction: f64,
     /// Where the markdown report is written.
