@@ -25,6 +25,7 @@ pub(super) struct Issuing {
 #[async_trait]
 impl Shared for Issuing {
     type Output = Result<UserCoupon, CouponError>;
+    const LOCK_ORDER: u8 = 1;
 
     async fn run_all(
         conn: &mut dyn Conn,

@@ -36,6 +36,7 @@ pub(super) struct Placing {
 #[async_trait]
 impl Shared for Placing {
     type Output = Outcome<Order, OrderError>;
+    const LOCK_ORDER: u8 = 0;
 
     async fn run_all(
         conn: &mut dyn Conn,

@@ -65,6 +65,10 @@ pub const DEFAULT_COMMITTERS: usize = 1;
 pub trait Shared: Send + Sync + Sized + 'static {
     type Output: Send + 'static;
 
+    /// Where this kind's locks come in the schema's order: a batch runs its kinds in this
+    /// order (orders 0, coupon issues 1), so its locks follow it whatever the arrival order.
+    const LOCK_ORDER: u8;
+
     /// One output per item, in order. `Err` fails the whole batch (a storage failure).
     async fn run_all(conn: &mut dyn Conn, items: &[&Self])
         -> Result<Vec<Self::Output>, StoreError>;
@@ -90,7 +94,7 @@ type RunShared =
 /// A queued write with its result type erased, so one batch can hold writes of every kind.
 trait Job: Send {
     /// For a [`Shared`] write: its kind and how writes of that kind run together.
-    fn shared(&self) -> Option<(TypeId, RunShared)>;
+    fn shared(&self) -> Option<(u8, TypeId, RunShared)>;
     /// Runs a lone write in the batch's transaction.
     fn run<'a>(&'a mut self, conn: &'a mut dyn Conn) -> BoxFuture<'a, Step>;
     /// Its result, when its run was undone as a whole (a bug in a shared run).
@@ -141,7 +145,7 @@ where
     E: From<StoreError> + StoreFault + Send + 'static,
     F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
 {
-    fn shared(&self) -> Option<(TypeId, RunShared)> {
+    fn shared(&self) -> Option<(u8, TypeId, RunShared)> {
         None
     }
 
@@ -189,8 +193,8 @@ struct Together<W: Shared> {
 }
 
 impl<W: Shared> Job for Together<W> {
-    fn shared(&self) -> Option<(TypeId, RunShared)> {
-        Some((TypeId::of::<W>(), run_together::<W>))
+    fn shared(&self) -> Option<(u8, TypeId, RunShared)> {
+        Some((W::LOCK_ORDER, TypeId::of::<W>(), run_together::<W>))
     }
 
     fn run<'a>(&'a mut self, _conn: &'a mut dyn Conn) -> BoxFuture<'a, Step> {
@@ -336,12 +340,14 @@ async fn commit_batches<DB>(
     loop {
         // The queue stays this committer's from taking the batch until the batch has run (its
         // rows locked and its decisions made): so batches decide in arrival order even with
-        // several committers, and only the commits overlap.
+        // several committers, and only the commits overlap. One write per batch is the plain
+        // transaction-per-write model: its committers run side by side, the database's lock
+        // queues ordering them.
         let mut turn = waiting.clone().lock_owned().await;
         let Some(jobs) = take_batch(&mut turn, max_batch).await else {
             return;
         };
-        let turn = Arc::new(std::sync::Mutex::new(Some(turn)));
+        let turn = Arc::new(std::sync::Mutex::new((max_batch > 1).then_some(turn)));
         metrics::histogram!("db_write_batch_size").record(jobs.len() as f64);
         for job in &jobs {
             metrics::histogram!("db_write_queue_seconds")
@@ -380,12 +386,14 @@ async fn take_batch(
     Some(jobs)
 }
 
-/// Every write of the batch in arrival order: consecutive shared writes of one kind together,
-/// the others each in a savepoint of its own.
+/// Every write of the batch: the shared writes of each kind together, kinds in lock order, then
+/// the others each in a savepoint of its own; arrival order within each. (The writes of one
+/// batch were all in flight at once, so none of them can depend on another's answer.)
 async fn run_batch(conn: &mut dyn Conn, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    jobs.sort_by_key(|job| job.shared().map_or(u8::MAX, |(order, _, _)| order));
     let mut start = 0;
     while start < jobs.len() {
-        let Some((kind, run)) = jobs[start].shared() else {
+        let Some((_, kind, run)) = jobs[start].shared() else {
             run_lone(conn, &mut *jobs[start]).await?;
             start += 1;
             continue;
@@ -393,7 +401,7 @@ async fn run_batch(conn: &mut dyn Conn, jobs: &mut [Box<dyn Job>]) -> Result<(),
         let end = start
             + jobs[start..]
                 .iter()
-                .take_while(|job| job.shared().is_some_and(|(k, _)| k == kind))
+                .take_while(|job| job.shared().is_some_and(|(_, k, _)| k == kind))
                 .count();
         let run_of = &mut jobs[start..end];
         conn.savepoint().await?;
