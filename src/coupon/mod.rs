@@ -1,5 +1,5 @@
-//! Coupons (쿠폰): campaigns, first-come-first-served issuance, a user's coupons, and the
-//! redemption an order performs inside its own transaction.
+//! Coupons (쿠폰): campaigns, first-come-first-served issuance (decided a batch at a time in
+//! `issuing`) and a user's coupons. An order redeems its coupon in `order::placing`.
 
 mod issuing;
 mod routes;

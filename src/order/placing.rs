@@ -175,10 +175,9 @@ impl Locked {
             }
         };
 
-        for line in &lines {
-            let id = ProductId::new(line.product_id).expect("taken from a product id");
-            if let Some(product) = self.products.get_mut(&id) {
-                product.stock -= line.quantity;
+        for (id, quantity) in order.request.lines() {
+            if let Some(product) = self.products.get_mut(id) {
+                product.stock -= quantity;
             }
         }
         if let Some(held) = coupon.and_then(|id| self.coupons.get_mut(&id)) {
