@@ -12,7 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{LogFormat, ServeArgs, Settings};
 use crate::http::{self, JwtKeys};
 use crate::ids::UserId;
-use crate::store::Db;
+use crate::store::{self, Batching, Db};
 use crate::{coupon, demo, idempotency, outbox, platform, product};
 
 /// Everything a request handler can reach.
@@ -69,10 +69,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     check_secrets(&secret, args.jwt_previous_secret.as_deref())?;
     let nofile = http::server::raise_open_file_limit();
     let edge = http::server::Edge::new(&args.edge, nofile);
+    // A write answered 503 by the request timeout must never start afterwards.
+    let batching = Batching {
+        deadline: args.edge.request_timeout.min(store::WRITE_DEADLINE),
+        ..args.database.batching()
+    };
     let db = Db::connect_batched(
         &args.database.database_url,
         args.database.db_max_connections,
-        args.database.batching(),
+        batching,
     )
     .await
     .context("connecting to the database")?;

@@ -54,6 +54,7 @@ impl DatabaseArgs {
         crate::store::Batching {
             max_batch: self.write_batch,
             committers: self.write_committers,
+            ..Default::default()
         }
     }
 }

@@ -77,6 +77,7 @@ fn one_per_commit(connections: u32) -> Batching {
     Batching {
         max_batch: 1,
         committers: connections as usize,
+        ..Batching::default()
     }
 }
 

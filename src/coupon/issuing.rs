@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use super::service::{CouponError, UserCoupon};
 use crate::ids::{CouponId, UserId};
 use crate::store::coupon::{CouponRow, NewUserCouponRow, UserCouponRow};
-use crate::store::{Conn, Shared, StoreError};
+use crate::store::{Conn, Row, Shared, StoreError};
 
 /// One user asking for one coupon of a campaign.
 pub(super) struct Issuing {
@@ -26,6 +26,10 @@ pub(super) struct Issuing {
 impl Shared for Issuing {
     type Output = Result<UserCoupon, CouponError>;
     const LOCK_ORDER: u8 = 1;
+
+    fn rows(&self, rows: &mut Vec<Row>) {
+        rows.push(Row::Coupon(self.coupon.get()));
+    }
 
     async fn run_all(
         conn: &mut dyn Conn,

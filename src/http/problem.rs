@@ -121,6 +121,9 @@ impl From<&StoreError> for Problem {
     fn from(error: &StoreError) -> Self {
         let detail = match error.fault() {
             Fault::Transient => "the database stayed busy; retry shortly",
+            Fault::LockHeld => {
+                "a row this write needs is held by another session; it was not carried out, retry shortly"
+            }
             Fault::Unavailable => "the database cannot store anything right now; retry shortly",
             Fault::OutcomeUnknown => {
                 "the database connection broke while committing; retry with the same Idempotency-Key to learn the outcome"

@@ -22,7 +22,7 @@ use crate::store::balance::PaymentRow;
 use crate::store::coupon::HeldCouponRow;
 use crate::store::order::{NewOrderRow, OrderLineRow};
 use crate::store::product::ProductRow;
-use crate::store::{Conn, Shared, StoreError};
+use crate::store::{Conn, Row, Shared, StoreError};
 
 /// One order to place, as its request asked.
 pub(super) struct Placing {
@@ -37,6 +37,21 @@ pub(super) struct Placing {
 impl Shared for Placing {
     type Output = Outcome<Order, OrderError>;
     const LOCK_ORDER: u8 = 0;
+
+    fn rows(&self, rows: &mut Vec<Row>) {
+        rows.extend(
+            self.request
+                .lines()
+                .iter()
+                .map(|(id, _)| Row::Product(id.get())),
+        );
+        rows.extend(
+            self.request
+                .user_coupon_id()
+                .map(|id| Row::UserCoupon(id.get())),
+        );
+        rows.push(Row::Balance(self.user.get()));
+    }
 
     async fn run_all(
         conn: &mut dyn Conn,

@@ -3,35 +3,35 @@
 //!
 //! With a transaction per request a rush waits for commits one at a time: SQLite has one writer
 //! and an fsync per commit, and on PostgreSQL a hot row stays locked from a request's update to
-//! its commit. Here writes queue in arrival order; a committer takes what is waiting (up to a
-//! bound, [`DEFAULT_MAX_BATCH`] unless set) and runs it in one transaction in that order, commits
-//! once, and only then answers them all. A lone write is committed at once.
+//! its commit. Here writes queue in arrival order; a committer (`committer.rs`) takes what is
+//! waiting (up to a bound, [`DEFAULT_MAX_BATCH`] unless set) and runs it in one transaction in
+//! that order, commits once, and only then answers them all. A lone write is committed at once.
 //!
 //! A batch holds two kinds of work:
 //! - a [`Shared`] write (an order, a coupon issue) runs set-based together with the writes of
 //!   its kind next to it: one statement per table for all of them, the business rules decided
 //!   in Rust over the locked rows, a refusal simply writing nothing;
 //! - any other write runs alone in a savepoint, so its refusal is undone alone.
-//!
-//! When the batch cannot commit, no write of it is answered with success: transient failures
-//! run the whole batch again (within the write deadline), the others reach every write of it.
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use sqlx::{Database, Executor, Pool};
 use std::any::{Any, TypeId};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::Instant;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
-use super::{retrying, Conn, Fault, StoreError, StoreFault};
+use super::queue::Slot;
+use super::{Conn, Fault, Row, StoreError, StoreFault, WRITE_DEADLINE};
 
 /// Most writes in one transaction unless set (`COMMERCE_WRITE_BATCH`): enough to spread a
 /// commit over a rush, few enough that a batch holds its locks for milliseconds.
 pub const DEFAULT_MAX_BATCH: usize = 64;
+
+/// Committers on PostgreSQL unless set (`COMMERCE_WRITE_COMMITTERS`). With more than one, a
+/// batch is decided while the one before waits for its commit; on the 2-core machine measured,
+/// where commits are cheap, a second one gained nothing, so one it is.
+pub const DEFAULT_COMMITTERS: usize = 1;
 
 /// How writes are grouped into commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,10 @@ pub struct Batching {
     pub max_batch: usize,
     /// Committers working the queue at once on PostgreSQL; SQLite has one writer, so one.
     pub committers: usize,
+    /// A write not started within this time of its arrival is never started: it is answered
+    /// 503. At most [`WRITE_DEADLINE`]; the server sets it no longer than its request timeout,
+    /// so a request answered 503 by that timeout is never carried out afterwards.
+    pub deadline: Duration,
 }
 
 impl Default for Batching {
@@ -47,14 +51,10 @@ impl Default for Batching {
         Batching {
             max_batch: DEFAULT_MAX_BATCH,
             committers: DEFAULT_COMMITTERS,
+            deadline: WRITE_DEADLINE,
         }
     }
 }
-
-/// Committers on PostgreSQL unless set (`COMMERCE_WRITE_COMMITTERS`). With more than one, a
-/// batch is decided while the one before waits for its commit; on the 2-core machine measured,
-/// where commits are cheap, a second one gained nothing, so one it is.
-pub const DEFAULT_COMMITTERS: usize = 1;
 
 /// Writes of one kind that run together, set-based. `run_all` sees every such write of a batch
 /// in arrival order, inside the batch's transaction: it locks the rows they need (in the global
@@ -69,6 +69,10 @@ pub trait Shared: Send + Sync + Sized + 'static {
     /// order (orders 0, coupon issues 1), so its locks follow it whatever the arrival order.
     const LOCK_ORDER: u8;
 
+    /// The rows this write will lock, so the committer can tell which writes a lock held
+    /// elsewhere blocks.
+    fn rows(&self, rows: &mut Vec<Row>);
+
     /// One output per item, in order. `Err` fails the whole batch (a storage failure).
     async fn run_all(conn: &mut dyn Conn, items: &[&Self])
         -> Result<Vec<Self::Output>, StoreError>;
@@ -78,7 +82,7 @@ pub trait Shared: Send + Sync + Sized + 'static {
 }
 
 /// What one lone write did to the batch.
-enum Step {
+pub(super) enum Step {
     /// Done: its changes stay.
     Keep,
     /// Refused (a business rule, a unique key, a bug): its changes are undone, the batch goes on.
@@ -92,7 +96,7 @@ type RunShared =
     for<'a> fn(&'a mut dyn Conn, &'a mut [Box<dyn Job>]) -> BoxFuture<'a, Result<(), StoreError>>;
 
 /// A queued write with its result type erased, so one batch can hold writes of every kind.
-trait Job: Send {
+pub(super) trait Job: Send {
     /// For a [`Shared`] write: its kind and how writes of that kind run together.
     fn shared(&self) -> Option<(u8, TypeId, RunShared)>;
     /// Runs a lone write in the batch's transaction.
@@ -102,23 +106,36 @@ trait Job: Send {
     /// Answers the caller: the work's own result once the batch committed, else the batch's
     /// failure.
     fn answer(self: Box<Self>, batch: Result<(), &StoreError>);
+    /// The rows it will lock (none for a lone write: it waits for what it needs).
+    fn rows(&self) -> Vec<Row>;
+    /// Its caller has stopped waiting (answered by a timeout, or disconnected): starting it
+    /// now would carry out a write its caller was told did not happen.
+    fn gone(&self) -> bool;
+    /// When it arrived, and the instant after which it may not start.
     fn queued_at(&self) -> Instant;
+    fn deadline(&self) -> Instant;
     fn as_any(&mut self) -> &mut dyn Any;
 }
 
 /// Where a write's answer goes once its batch is over.
-struct Reply<R> {
+pub(super) struct Reply<R> {
     result: Option<R>,
     to: oneshot::Sender<R>,
     queued_at: Instant,
+    deadline: Instant,
+    /// Its place in the queue's count, given back when the write is answered or dropped.
+    _slot: Slot,
 }
 
 impl<R> Reply<R> {
-    fn new(to: oneshot::Sender<R>) -> Self {
+    pub fn new(to: oneshot::Sender<R>, deadline: Duration, slot: Slot) -> Self {
+        let queued_at = Instant::now();
         Reply {
             result: None,
             to,
-            queued_at: Instant::now(),
+            queued_at,
+            deadline: queued_at + deadline,
+            _slot: slot,
         }
     }
 
@@ -128,15 +145,15 @@ impl<R> Reply<R> {
             (Err(error), _) => failed(copy(error)),
             (Ok(()), None) => failed(StoreError::new(Fault::Bug, "a batch skipped a write")),
         };
-        // The caller may have gone (its request timed out); the write stands all the same.
+        // The caller may have gone since the last look before the commit; the write stands.
         let _ = self.to.send(result);
     }
 }
 
 /// A write of its own: any closure over a connection.
-struct Lone<T, E, F> {
-    work: F,
-    reply: Reply<Result<T, E>>,
+pub(super) struct Lone<T, E, F> {
+    pub work: F,
+    pub reply: Reply<Result<T, E>>,
 }
 
 impl<T, E, F> Job for Lone<T, E, F>
@@ -161,7 +178,7 @@ where
                 Some(None) => Step::Undo,
                 Some(Some(error)) => match error.fault() {
                     Fault::UniqueViolation | Fault::Bug => Step::Undo,
-                    fault => Step::Abort(StoreError::new(fault, error.to_string())),
+                    _ => Step::Abort(copy(error)),
                 },
             };
             self.reply.result = Some(result);
@@ -177,8 +194,20 @@ where
         self.reply.send(batch, |e| Err(e.into()));
     }
 
+    fn rows(&self) -> Vec<Row> {
+        Vec::new()
+    }
+
+    fn gone(&self) -> bool {
+        self.reply.to.is_closed()
+    }
+
     fn queued_at(&self) -> Instant {
         self.reply.queued_at
+    }
+
+    fn deadline(&self) -> Instant {
+        self.reply.deadline
     }
 
     fn as_any(&mut self) -> &mut dyn Any {
@@ -187,9 +216,9 @@ where
 }
 
 /// A write that runs set-based with the others of its kind.
-struct Together<W: Shared> {
-    item: W,
-    reply: Reply<W::Output>,
+pub(super) struct Together<W: Shared> {
+    pub item: W,
+    pub reply: Reply<W::Output>,
 }
 
 impl<W: Shared> Job for Together<W> {
@@ -210,8 +239,22 @@ impl<W: Shared> Job for Together<W> {
         self.reply.send(batch, W::failed);
     }
 
+    fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        self.item.rows(&mut rows);
+        rows
+    }
+
+    fn gone(&self) -> bool {
+        self.reply.to.is_closed()
+    }
+
     fn queued_at(&self) -> Instant {
         self.reply.queued_at
+    }
+
+    fn deadline(&self) -> Instant {
+        self.reply.deadline
     }
 
     fn as_any(&mut self) -> &mut dyn Any {
@@ -244,152 +287,17 @@ fn run_together<'a, W: Shared>(
 }
 
 /// The same failure for each write of a failed batch.
-fn copy(error: &StoreError) -> StoreError {
+pub(super) fn copy(error: &StoreError) -> StoreError {
     StoreError::new(error.fault(), error.to_string())
-}
-
-/// The queue of this instance's batched writes; its committers commit them in batches.
-#[derive(Clone, Debug)]
-pub struct Committer(mpsc::UnboundedSender<Box<dyn Job>>);
-
-impl Committer {
-    /// Starts `batching.committers` committers on `pool`, each opening its transactions with
-    /// `begin`. They stop when the last handle to the queue is dropped.
-    pub fn start<DB>(
-        pool: Pool<DB>,
-        begin: &'static str,
-        writes_failing: Arc<AtomicBool>,
-        batching: Batching,
-    ) -> Committer
-    where
-        DB: Database,
-        DB::Connection: Conn,
-        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    {
-        let (queue, waiting) = mpsc::unbounded_channel();
-        let waiting = Arc::new(Mutex::new(waiting));
-        for _ in 0..batching.committers.max(1) {
-            tokio::spawn(commit_batches(
-                pool.clone(),
-                begin,
-                writes_failing.clone(),
-                batching.max_batch.max(1),
-                waiting.clone(),
-            ));
-        }
-        Committer(queue)
-    }
-
-    /// Queues `work` to run alone (in a savepoint) and waits until its batch committed.
-    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + StoreFault + Send + 'static,
-        F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
-    {
-        let (to, answer) = oneshot::channel();
-        let job = Lone {
-            work,
-            reply: Reply::new(to),
-        };
-        self.queue(Box::new(job), answer, |e| Err(e.into())).await
-    }
-
-    /// Queues `item` to run with the writes of its kind and waits until its batch committed.
-    pub async fn write_shared<W: Shared>(&self, item: W) -> W::Output {
-        let (to, answer) = oneshot::channel();
-        let job = Together {
-            item,
-            reply: Reply::new(to),
-        };
-        self.queue(Box::new(job), answer, W::failed).await
-    }
-
-    async fn queue<R>(
-        &self,
-        job: Box<dyn Job>,
-        answer: oneshot::Receiver<R>,
-        failed: fn(StoreError) -> R,
-    ) -> R {
-        if self.0.send(job).is_err() {
-            return failed(StoreError::new(
-                Fault::Unavailable,
-                "the database writer has stopped",
-            ));
-        }
-        answer.await.unwrap_or_else(|_| {
-            failed(StoreError::new(
-                Fault::Bug,
-                "the database writer dropped a write",
-            ))
-        })
-    }
-}
-
-async fn commit_batches<DB>(
-    pool: Pool<DB>,
-    begin: &'static str,
-    writes_failing: Arc<AtomicBool>,
-    max_batch: usize,
-    waiting: Arc<Mutex<mpsc::UnboundedReceiver<Box<dyn Job>>>>,
-) where
-    DB: Database,
-    DB::Connection: Conn,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-{
-    loop {
-        // The queue stays this committer's from taking the batch until the batch has run (its
-        // rows locked and its decisions made): so batches decide in arrival order even with
-        // several committers, and only the commits overlap. One write per batch is the plain
-        // transaction-per-write model: its committers run side by side, the database's lock
-        // queues ordering them.
-        let mut turn = waiting.clone().lock_owned().await;
-        let Some(jobs) = take_batch(&mut turn, max_batch).await else {
-            return;
-        };
-        let turn = Arc::new(std::sync::Mutex::new((max_batch > 1).then_some(turn)));
-        metrics::histogram!("db_write_batch_size").record(jobs.len() as f64);
-        for job in &jobs {
-            metrics::histogram!("db_write_queue_seconds")
-                .record(job.queued_at().elapsed().as_secs_f64());
-        }
-        let batch = Arc::new(Mutex::new(jobs));
-        let outcome: Result<(), StoreError> = retrying(&pool, begin, &writes_failing, |conn| {
-            let (batch, turn) = (batch.clone(), turn.clone());
-            Box::pin(async move {
-                let ran = run_batch(conn, &mut batch.lock().await[..]).await;
-                drop(turn.lock().expect("turn lock").take());
-                ran
-            })
-        })
-        .await;
-        metrics::counter!("db_write_batches_total").increment(1);
-        let jobs = std::mem::take(&mut *batch.lock().await);
-        for job in jobs {
-            job.answer(outcome.as_ref().map(|_| ()));
-        }
-    }
-}
-
-/// What is waiting, in arrival order, up to `max_batch`; `None` once the queue is closed.
-async fn take_batch(
-    waiting: &mut mpsc::UnboundedReceiver<Box<dyn Job>>,
-    max_batch: usize,
-) -> Option<Vec<Box<dyn Job>>> {
-    let mut jobs = vec![waiting.recv().await?];
-    while jobs.len() < max_batch {
-        match waiting.try_recv() {
-            Ok(job) => jobs.push(job),
-            Err(_) => break,
-        }
-    }
-    Some(jobs)
 }
 
 /// Every write of the batch: the shared writes of each kind together, kinds in lock order, then
 /// the others each in a savepoint of its own; arrival order within each. (The writes of one
 /// batch were all in flight at once, so none of them can depend on another's answer.)
-async fn run_batch(conn: &mut dyn Conn, jobs: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+pub(super) async fn run_batch(
+    conn: &mut dyn Conn,
+    jobs: &mut [Box<dyn Job>],
+) -> Result<(), StoreError> {
     jobs.sort_by_key(|job| job.shared().map_or(u8::MAX, |(order, _, _)| order));
     let mut start = 0;
     while start < jobs.len() {

@@ -8,6 +8,10 @@ pub enum Fault {
     /// Busy, locked, serialization failure, deadlock, or the connection was lost before
     /// `COMMIT` was sent: the transaction did not happen and may simply run again.
     Transient,
+    /// A row the write needs is locked by another session for longer than a write may wait
+    /// for it (PostgreSQL's `lock_timeout`): nothing happened; the committer finds which rows
+    /// and sets aside only the writes that need them.
+    LockHeld,
     /// The database cannot store anything now (disk full, I/O error, read-only, unreachable,
     /// no connection within the deadline): answer 503 and let the client retry later.
     Unavailable,
@@ -39,8 +43,9 @@ impl StoreError {
         self.fault
     }
 
+    /// A retry may succeed where this attempt failed.
     pub fn is_transient(&self) -> bool {
-        self.fault == Fault::Transient
+        matches!(self.fault, Fault::Transient | Fault::LockHeld)
     }
 
     pub fn is_unique_violation(&self) -> bool {

@@ -15,6 +15,7 @@
 
 pub mod balance;
 mod batch;
+mod committer;
 pub mod coupon;
 mod error;
 pub mod idempotency;
@@ -23,12 +24,15 @@ pub mod outbox;
 pub mod platform;
 mod postgres;
 pub mod product;
+mod queue;
 mod retry;
+mod rows;
 mod sqlite;
 
 pub use batch::{Batching, Shared, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH};
 pub use error::{Fault, StoreError, StoreFault};
 pub use retry::WRITE_DEADLINE;
+pub use rows::Row;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
@@ -63,6 +67,9 @@ pub trait Conn:
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
     /// A small write that needs fresh space, so it fails while the disk is full.
     async fn probe_write(&mut self) -> Result<(), StoreError>;
+    /// Which of `rows` another transaction holds locked now (without waiting for them); the
+    /// caller rolls back afterwards.
+    async fn held_rows(&mut self, rows: &[Row]) -> Result<Vec<Row>, StoreError>;
 }
 
 /// The one backend type of the project: the server, the tests and the load generator use it.
@@ -97,7 +104,7 @@ enum Pools {
     /// queue for the committers.
     Postgres {
         pool: sqlx::PgPool,
-        committer: batch::Committer,
+        committer: committer::Committer,
     },
     /// SQLite allows one writer at a time: writes queue for the committer, which commits them
     /// in batches on the one-connection `write` pool instead of spinning on `SQLITE_BUSY`;
@@ -105,15 +112,20 @@ enum Pools {
     Sqlite {
         read: sqlx::SqlitePool,
         write: sqlx::SqlitePool,
-        committer: batch::Committer,
+        committer: committer::Committer,
     },
 }
+
+/// How long readiness waits for the database to answer.
+const READY_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct Db {
     pools: Pools,
     /// Set while writes fail for lack of storage; a committed write clears it.
     writes_failing: Arc<AtomicBool>,
+    /// How long a write may take to start (see [`Batching::deadline`]).
+    deadline: Duration,
 }
 
 impl Db {
@@ -133,9 +145,9 @@ impl Db {
         let pools = match Backend::from_url(url) {
             Some(Backend::Postgres) => {
                 let pool = postgres::pool(url, max_connections).await?;
-                let committer = batch::Committer::start(
+                let committer = committer::Committer::start(
                     pool.clone(),
-                    "BEGIN",
+                    postgres::BEGIN,
                     writes_failing.clone(),
                     batching,
                 );
@@ -145,7 +157,7 @@ impl Db {
                 let (read, write) = sqlite::pools(url, max_connections).await?;
                 // IMMEDIATE takes the write lock at once, so a transaction never fails half-way
                 // to upgrade a read lock.
-                let committer = batch::Committer::start(
+                let committer = committer::Committer::start(
                     write.clone(),
                     "BEGIN IMMEDIATE",
                     writes_failing.clone(),
@@ -170,6 +182,7 @@ impl Db {
         Ok(Db {
             pools,
             writes_failing,
+            deadline: batching.deadline.min(WRITE_DEADLINE),
         })
     }
 
@@ -208,7 +221,14 @@ impl Db {
     {
         match &self.pools {
             Pools::Postgres { pool, .. } => {
-                retrying(pool, "BEGIN", &self.writes_failing, work).await
+                retrying(
+                    pool,
+                    postgres::BEGIN,
+                    self.deadline,
+                    &self.writes_failing,
+                    work,
+                )
+                .await
             }
             Pools::Sqlite { committer, .. } => committer.write(work).await,
         }
@@ -224,10 +244,22 @@ impl Db {
         }
     }
 
-    /// Ready when the database answers and, after writes failed for lack of storage, takes a
-    /// probe write again: so readiness recovers by itself once the fault clears.
+    /// Ready when writes are not waiting without progress, the database answers and, after
+    /// writes failed for lack of storage, takes a probe write again: so readiness recovers by
+    /// itself once the fault clears.
     pub async fn ready(&self) -> Result<(), StoreError> {
-        self.read().await?.ping().await?;
+        let (Pools::Postgres { committer, .. } | Pools::Sqlite { committer, .. }) = &self.pools;
+        if committer.stalled() {
+            return Err(StoreError::new(
+                Fault::Unavailable,
+                "writes are waiting and none has been stored for a while",
+            ));
+        }
+        // A database that does not answer at all is not ready either, and says so promptly.
+        let ping = async { self.read().await?.ping().await };
+        tokio::time::timeout(READY_WAIT, ping)
+            .await
+            .map_err(|_| StoreError::new(Fault::Unavailable, "the database did not answer"))??;
         if self.writes_failing.load(Ordering::Relaxed) {
             self.write(|conn| conn.probe_write()).await?;
         }
@@ -399,11 +431,12 @@ impl<DB: Database> DerefMut for Transaction<DB> {
     }
 }
 
-/// Runs `work` in one transaction, again after a transient failure until [`WRITE_DEADLINE`],
-/// and keeps `writes_failing` up to date.
+/// Runs `work` in one transaction, again after a transient failure until `deadline`, and keeps
+/// `writes_failing` up to date.
 async fn retrying<DB, T, E, F>(
     pool: &Pool<DB>,
     begin: &str,
+    deadline: Duration,
     writes_failing: &AtomicBool,
     mut work: F,
 ) -> Result<T, E>
@@ -414,7 +447,7 @@ where
     F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>>,
     E: From<StoreError> + StoreFault,
 {
-    let mut deadline = Deadline::start(WRITE_DEADLINE);
+    let mut deadline = Deadline::start(deadline);
     loop {
         let outcome = in_transaction(pool, begin, deadline.remaining(), &mut work).await;
         let fault = outcome
@@ -423,7 +456,7 @@ where
             .and_then(|e| e.store_error())
             .map(StoreError::fault);
         match fault {
-            Some(Fault::Transient) => {
+            Some(Fault::Transient | Fault::LockHeld) => {
                 if let Some(pause) = deadline.next_pause() {
                     metrics::counter!("db_transaction_retries_total").increment(1);
                     tokio::time::sleep(pause).await;

@@ -41,7 +41,7 @@ impl Deadline {
 }
 
 /// Exponential backoff with full jitter: a random pause below 2^tries ms, at most 64 ms.
-fn backoff(tries: u32) -> Duration {
+pub(super) fn backoff(tries: u32) -> Duration {
     let ceiling_micros = (1u64 << tries.min(6)) * 1000;
     Duration::from_micros(rand::rng().random_range(0..ceiling_micros))
 }

@@ -114,6 +114,7 @@ async fn two_batching_instances_never_oversell(backend: Backend) {
     let batching = Batching {
         max_batch: 64,
         committers: 2,
+        ..Batching::default()
     };
     let instances = [
         app.batching_instance(batching).await,

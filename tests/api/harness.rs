@@ -228,6 +228,14 @@ impl Raw {
         .expect(sql)
     }
 
+    /// The PostgreSQL pool, for tests of that backend alone.
+    pub fn postgres(&self) -> sqlx::PgPool {
+        match self {
+            Raw::Postgres(pool) => pool.clone(),
+            Raw::Sqlite(_) => panic!("a PostgreSQL test on SQLite"),
+        }
+    }
+
     pub async fn close(&self) {
         match self {
             Raw::Sqlite(pool) => pool.close().await,
@@ -303,6 +311,19 @@ impl TestApp {
             batching,
         )
         .await
+    }
+
+    /// The test's own pool on the same database.
+    pub fn raw(&self) -> &Raw {
+        &self.raw
+    }
+
+    /// A GET to another instance's router.
+    pub fn get_from(&self, instance: &Arc<AppState>, path: &str) -> Call {
+        Call {
+            method: Method::GET,
+            ..self.post_to(instance, path)
+        }
     }
 
     /// A POST to another instance's router, as from this app's clients.

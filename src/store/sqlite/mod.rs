@@ -18,7 +18,7 @@ use sqlx::{Executor, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{Conn, Fault, StoreError, WRITE_DEADLINE};
+use super::{Conn, Fault, Row, StoreError, WRITE_DEADLINE};
 
 /// The read pool and the one-connection write pool.
 pub(super) async fn pools(
@@ -100,6 +100,11 @@ impl Conn for SqliteConnection {
             .await?;
         self.execute("DELETE FROM health_probes").await?;
         Ok(())
+    }
+
+    /// SQLite locks the whole database, never a row: no row is held by anyone.
+    async fn held_rows(&mut self, _rows: &[Row]) -> Result<Vec<Row>, StoreError> {
+        Ok(Vec::new())
     }
 }
 

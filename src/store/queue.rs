@@ -1,0 +1,227 @@
+//! What the committers know about their queue: how many writes wait (so the queue stays within
+//! what can commit before the writes' deadline), whether batches still finish (readiness), and
+//! the writes set aside because a row they need is held by another session.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::batch::Job;
+use super::Row;
+
+/// Writes waiting while no batch finishes for this long mean the database is not taking them:
+/// readiness turns 503 and new writes are refused at once. Longer than any healthy batch.
+const STALL: Duration = Duration::from_secs(2);
+
+/// A batch's duration assumed before one has been measured.
+const FIRST_GUESS: Duration = Duration::from_millis(10);
+
+/// The queue's count and clocks, shared by the committers and every writer.
+#[derive(Debug)]
+pub(super) struct Watch {
+    epoch: Instant,
+    /// Writes admitted and not yet answered or dropped.
+    pending: AtomicUsize,
+    /// Of those, the ones set aside behind a held row: they wait for a row, not for a batch.
+    parked: AtomicUsize,
+    /// When a batch last finished, or writes began to wait after an idle spell (µs since epoch).
+    progress_at: AtomicU64,
+    /// How long a batch takes, a moving average (µs).
+    batch_micros: AtomicU64,
+    /// Writes one round of committers takes: the most batches take at once.
+    per_round: usize,
+    deadline: Duration,
+}
+
+impl Watch {
+    pub fn new(max_batch: usize, committers: usize, deadline: Duration) -> Arc<Watch> {
+        Arc::new(Watch {
+            epoch: Instant::now(),
+            pending: AtomicUsize::new(0),
+            parked: AtomicUsize::new(0),
+            progress_at: AtomicU64::new(0),
+            batch_micros: AtomicU64::new(FIRST_GUESS.as_micros() as u64),
+            per_round: max_batch * committers,
+            deadline,
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// A place in the queue, or `None` when more writes wait than can commit before the
+    /// deadline (or batches have stopped finishing): the caller answers 503 at once rather
+    /// than after the whole deadline.
+    pub fn admit(self: &Arc<Self>) -> Option<Slot> {
+        if self.waiting() >= self.bound() {
+            return None;
+        }
+        if self.pending.fetch_add(1, Ordering::Relaxed) == 0 {
+            // Waiting starts now; an idle spell is not a stall.
+            self.progress_at.store(self.now(), Ordering::Relaxed);
+        }
+        Some(Slot(self.clone()))
+    }
+
+    /// How many writes may wait: what the committers can commit within the deadline at the
+    /// pace batches have been taking, or one round while they are stalled.
+    fn bound(&self) -> usize {
+        if self.stalled() {
+            return self.per_round;
+        }
+        let batch = self.batch_micros.load(Ordering::Relaxed).max(1);
+        let rounds = self.deadline.as_micros() as u64 / batch;
+        (self.per_round as u64 * rounds).clamp(2 * self.per_round as u64, 1 << 20) as usize
+    }
+
+    /// A batch finished after `took`; `committed`: it stored its writes, which is progress (a
+    /// batch failing at its deadline again and again is not).
+    pub fn finished(&self, took: Duration, committed: bool) {
+        if committed {
+            self.progress_at.store(self.now(), Ordering::Relaxed);
+        }
+        let old = self.batch_micros.load(Ordering::Relaxed);
+        let sample = took.as_micros() as u64;
+        self.batch_micros
+            .store((old * 7 + sample) / 8, Ordering::Relaxed);
+    }
+
+    /// Writes waiting for a batch (not for a held row).
+    fn waiting(&self) -> usize {
+        let parked = self.parked.load(Ordering::Relaxed);
+        self.pending.load(Ordering::Relaxed).saturating_sub(parked)
+    }
+
+    /// Writes wait for a batch and none has finished for [`STALL`].
+    pub fn stalled(&self) -> bool {
+        let since = self
+            .now()
+            .saturating_sub(self.progress_at.load(Ordering::Relaxed));
+        self.waiting() > 0 && since > STALL.as_micros() as u64
+    }
+
+    fn set_parked(&self, parked: usize) {
+        self.parked.store(parked, Ordering::Relaxed);
+    }
+}
+
+/// An admitted write's place in the queue, given back when the write is dropped.
+#[derive(Debug)]
+pub(super) struct Slot(Arc<Watch>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How often the rows of set-aside writes are looked at again.
+pub(super) const LOOK_AGAIN: Duration = Duration::from_millis(100);
+
+/// Writes set aside because another session holds a row they need, oldest first, and the rows
+/// found held. They rejoin a batch once the row is free, or are answered 503 at their deadline
+/// without having started.
+pub(super) struct Parking {
+    jobs: VecDeque<Box<dyn Job>>,
+    held: HashSet<Row>,
+    looked_at: Instant,
+    watch: Arc<Watch>,
+}
+
+impl Parking {
+    pub fn new(watch: Arc<Watch>) -> Parking {
+        Parking {
+            jobs: VecDeque::new(),
+            held: HashSet::new(),
+            looked_at: Instant::now(),
+            watch,
+        }
+    }
+
+    /// When the set-aside writes are due another look, if there are any.
+    pub fn next_look(&self) -> Option<Instant> {
+        (!self.jobs.is_empty()).then_some(self.looked_at + LOOK_AGAIN)
+    }
+
+    pub fn due(&self) -> bool {
+        self.looked_at.elapsed() >= LOOK_AGAIN
+    }
+
+    /// Every set-aside write, to be sorted again.
+    pub fn take(&mut self) -> Vec<Box<dyn Job>> {
+        let jobs: Vec<_> = self.jobs.drain(..).collect();
+        self.watch.set_parked(0);
+        jobs
+    }
+
+    /// Whether another session holds one of `rows`, as far as known.
+    pub fn blocking(&self, rows: &[Row]) -> bool {
+        rows.iter().any(|r| self.held.contains(r))
+    }
+
+    /// The rows held as far as known, among those `jobs` need.
+    pub fn held_among(&self, jobs: &[Box<dyn Job>]) -> Vec<Row> {
+        let mut rows: Vec<Row> = jobs
+            .iter()
+            .flat_map(|j| j.rows())
+            .filter(|r| self.held.contains(r))
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        rows
+    }
+
+    /// The rows a look found held (replacing what was known of `looked`).
+    pub fn update(&mut self, looked: &[Row], held: Vec<Row>) {
+        for row in looked {
+            self.held.remove(row);
+        }
+        self.held.extend(held);
+        self.looked_at = Instant::now();
+    }
+
+    /// Sets `job` aside, after the ones already there (it arrived later).
+    pub fn park(&mut self, job: Box<dyn Job>) {
+        self.jobs.push_back(job);
+        self.watch.set_parked(self.jobs.len());
+    }
+
+    /// Forgets held rows no set-aside write needs: a later batch that meets one finds it again.
+    pub fn forget_unneeded(&mut self) {
+        let needed: HashSet<Row> = self.jobs.iter().flat_map(|j| j.rows()).collect();
+        self.held.retain(|r| needed.contains(r));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_holds_what_commits_within_the_deadline() {
+        let watch = Watch::new(64, 1, Duration::from_secs(5));
+        // 10 ms a batch: 500 batches of 64 fit in 5 s.
+        assert_eq!(watch.bound(), 64 * 500);
+        for _ in 0..64 {
+            watch.finished(Duration::from_millis(100), true);
+        }
+        // About 100 ms a batch now: about 50 batches.
+        assert!(
+            (64 * 49..=64 * 51).contains(&watch.bound()),
+            "{}",
+            watch.bound()
+        );
+    }
+
+    #[test]
+    fn a_full_queue_refuses_and_a_slot_is_given_back_when_dropped() {
+        let watch = Watch::new(1, 1, Duration::from_millis(20));
+        // 20 ms / 10 ms = 2 rounds of 1, at least 2.
+        let slots: Vec<Slot> = (0..2).map(|_| watch.admit().expect("room")).collect();
+        assert!(watch.admit().is_none(), "a third write is refused");
+        drop(slots);
+        assert!(watch.admit().is_some());
+    }
+}
