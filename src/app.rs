@@ -81,6 +81,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await
     .context("connecting to the database")?;
+    let db = match &args.read_database_url {
+        Some(url) => db
+            .with_replica(url, args.database.db_max_connections)
+            .context("the read replica")?,
+        None => db,
+    };
     db.migrate().await.context("applying the schema")?;
     let mut state = AppState::new(
         db.clone(),

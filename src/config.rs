@@ -63,6 +63,10 @@ impl DatabaseArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// PostgreSQL streaming replica of the database, for reads that may trail it: catalogue,
+    /// popular products, coupon campaigns, statistics.
+    #[arg(long, env = "COMMERCE_READ_DATABASE_URL", hide_env_values = true)]
+    pub read_database_url: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "COMMERCE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

@@ -245,7 +245,7 @@ pub async fn create(db: &Db, clock: &dyn Clock, new: NewCoupon) -> Result<Coupon
 }
 
 pub async fn get(db: &Db, id: CouponId) -> Result<Coupon, CouponError> {
-    let row = db.read().await?.coupon(id).await?;
+    let row = db.read_lagging().await?.coupon(id).await?;
     row.map(Coupon::from).ok_or(CouponError::NotFound(id))
 }
 
@@ -255,7 +255,11 @@ pub async fn list_issuable(
     clock: &dyn Clock,
     page: PageRequest,
 ) -> Result<Page<Coupon>, CouponError> {
-    let rows = db.read().await?.issuable_coupons(clock.now(), page).await?;
+    let rows = db
+        .read_lagging()
+        .await?
+        .issuable_coupons(clock.now(), page)
+        .await?;
     let coupons = rows.into_iter().map(Coupon::from).collect();
     Ok(Page::from_rows(coupons, page, |c: &Coupon| c.id.get()))
 }

@@ -152,5 +152,5 @@ pub async fn figures(
     state: &AppState,
     day: NaiveDate,
 ) -> Result<(bool, Vec<SoldItem>), PlatformError> {
-    Ok(state.db.read().await?.day_sales(day).await?)
+    Ok(state.db.read_lagging().await?.day_sales(day).await?)
 }

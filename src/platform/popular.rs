@@ -101,7 +101,7 @@ async fn top_products(state: &AppState, today: NaiveDate) -> Result<Popular, Pla
         .expect("a date three days earlier exists");
     let top = state
         .db
-        .read()
+        .read_lagging()
         .await?
         .top_products(from, today, TOP)
         .await?;

@@ -111,7 +111,7 @@ pub async fn get(db: &Db, cache: &ProductCache, id: ProductId) -> Result<Product
     }
     let epoch = cache.epoch(id);
     let product: Product = db
-        .read()
+        .read_lagging()
         .await?
         .product(id)
         .await?
@@ -122,14 +122,14 @@ pub async fn get(db: &Db, cache: &ProductCache, id: ProductId) -> Result<Product
 }
 
 pub async fn list(db: &Db, page: PageRequest) -> Result<Page<Product>, ProductError> {
-    let rows = db.read().await?.products(page).await?;
+    let rows = db.read_lagging().await?.products(page).await?;
     let products = rows.into_iter().map(Product::from).collect();
     Ok(Page::from_rows(products, page, |p| p.id.get()))
 }
 
 /// Products by id, in no particular order; missing ids are left out.
 pub async fn find_many(db: &Db, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
-    let rows = db.read().await?.products_by_id(ids).await?;
+    let rows = db.read_lagging().await?.products_by_id(ids).await?;
     Ok(rows.into_iter().map(Product::from).collect())
 }
 

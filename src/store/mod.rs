@@ -25,6 +25,7 @@ pub mod platform;
 mod postgres;
 pub mod product;
 mod queue;
+mod replica;
 mod retry;
 mod rows;
 mod sqlite;
@@ -126,6 +127,8 @@ pub struct Db {
     writes_failing: Arc<AtomicBool>,
     /// How long a write may take to start (see [`Batching::deadline`]).
     deadline: Duration,
+    /// A PostgreSQL streaming replica for reads that may trail the primary.
+    replica: Option<replica::Replica>,
 }
 
 impl Db {
@@ -183,7 +186,22 @@ impl Db {
             pools,
             writes_failing,
             deadline: batching.deadline.min(WRITE_DEADLINE),
+            replica: None,
         })
+    }
+
+    /// Serves [`Db::read_lagging`] from the PostgreSQL replica at `url` (streaming replication
+    /// of this database). Nothing is asked of it yet: a replica that is down is skipped.
+    pub fn with_replica(mut self, url: &str, max_connections: u32) -> Result<Db, StoreError> {
+        if self.backend() != Backend::Postgres || Backend::from_url(url) != Some(Backend::Postgres)
+        {
+            return Err(StoreError::new(
+                Fault::Bug,
+                "a read replica needs PostgreSQL, for it and for the primary",
+            ));
+        }
+        self.replica = Some(replica::Replica::connect(url, max_connections.max(2))?);
+        Ok(self)
     }
 
     pub fn backend(&self) -> Backend {
@@ -207,6 +225,18 @@ impl Db {
             Pools::Postgres { pool, .. } => Pooled::Postgres(pool.acquire().await?),
             Pools::Sqlite { read, .. } => Pooled::Sqlite(read.acquire().await?),
         }))
+    }
+
+    /// A connection for reads that may trail the latest writes by a replica's replay lag: the
+    /// replica when one is set and answers, else the primary. Never for a user's own data right
+    /// after their write (balance, orders, coupons): those read [`Db::read`].
+    pub async fn read_lagging(&self) -> Result<Reader, StoreError> {
+        if let Some(replica) = &self.replica {
+            if let Some(conn) = replica.acquire().await {
+                return Ok(Reader(Pooled::Postgres(conn)));
+            }
+        }
+        self.read().await
     }
 
     /// Runs `work` in a transaction and commits it if `work` succeeds; `Ok` only once the
@@ -318,6 +348,9 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        if let Some(replica) = &self.replica {
+            replica.close().await;
+        }
         match &self.pools {
             Pools::Postgres { pool, .. } => pool.close().await,
             Pools::Sqlite { read, write, .. } => {

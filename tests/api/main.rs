@@ -19,6 +19,7 @@ mod platform;
 mod platform_nats;
 mod process;
 mod products;
+mod replica;
 mod stalls;
 mod transient;
 mod write_limits;

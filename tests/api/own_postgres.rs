@@ -18,18 +18,7 @@ impl OwnPostgres {
     /// stop processes, they do not pull the power.
     pub fn start() -> OwnPostgres {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("commerce-own-pg")
-            .tempdir()
-            .expect("temp dir");
-        if as_root() {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(status.success(), "chown the cluster directory");
-        }
+        let dir = cluster_dir();
         let data = dir.path().join("data");
         run(
             &bin,
@@ -37,32 +26,65 @@ impl OwnPostgres {
             &["-A", "trust", "-U", "postgres", "-D"],
             &data,
         );
-        let port = free_port();
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
-            dir.path().display()
-        );
-        let log = dir.path().join("log");
-        let mut args = vec!["-w", "-o", &options, "-l"];
-        let log = log.to_string_lossy().into_owned();
-        args.push(&log);
-        args.extend(["start", "-D"]);
-        run(&bin, "pg_ctl", &args, &data);
+        let server = OwnPostgres::launch(bin, dir);
         run(
-            &bin,
+            &server.bin,
             "createdb",
             &[
                 "-h",
                 "127.0.0.1",
                 "-p",
-                &port.to_string(),
+                &server.port.to_string(),
                 "-U",
                 "postgres",
                 "commerce",
             ],
             Path::new(""),
         );
+        server
+    }
+
+    /// A streaming replica of this server (`pg_basebackup -R`), running on a port of its own.
+    pub fn standby(&self) -> OwnPostgres {
+        let dir = cluster_dir();
+        let port = self.port.to_string();
+        let args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-X",
+            "stream",
+            "-R",
+            "-D",
+        ];
+        run(&self.bin, "pg_basebackup", &args, &dir.path().join("data"));
+        OwnPostgres::launch(self.bin.clone(), dir)
+    }
+
+    /// Starts the cluster in `dir` on a free port.
+    fn launch(bin: PathBuf, dir: tempfile::TempDir) -> OwnPostgres {
+        let port = free_port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            dir.path().display()
+        );
+        let log = dir.path().join("log").to_string_lossy().into_owned();
+        let args = ["-w", "-o", &options, "-l", &log, "start", "-D"];
+        run(&bin, "pg_ctl", &args, &dir.path().join("data"));
         OwnPostgres { dir, bin, port }
+    }
+
+    /// Stops the server at once, as a crash would (dropping it does too).
+    pub fn stop(&self) {
+        self.signal_all(Signal::SIGCONT);
+        let mut command = command(&self.bin, "pg_ctl");
+        command
+            .args(["-m", "immediate", "-w", "stop", "-D"])
+            .arg(self.dir.path().join("data"));
+        let _ = command.status();
     }
 
     pub fn url(&self) -> String {
@@ -72,7 +94,10 @@ impl OwnPostgres {
     /// Sends `signal` to the postmaster and every process it started: SIGSTOP freezes the whole
     /// server as a stalled machine would, SIGCONT lets it go on.
     pub fn signal_all(&self, signal: Signal) {
-        let postmaster = self.postmaster();
+        // No pid file: the server is not running (stopped already).
+        let Some(postmaster) = self.postmaster() else {
+            return;
+        };
         let mut pids = children(postmaster);
         pids.push(postmaster);
         for pid in pids {
@@ -80,27 +105,34 @@ impl OwnPostgres {
         }
     }
 
-    fn postmaster(&self) -> i32 {
+    fn postmaster(&self) -> Option<i32> {
         let pid_file = self.dir.path().join("data").join("postmaster.pid");
-        let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid");
-        text.lines()
-            .next()
-            .and_then(|l| l.trim().parse().ok())
-            .expect("a pid on the first line")
+        let text = std::fs::read_to_string(pid_file).ok()?;
+        text.lines().next()?.trim().parse().ok()
     }
 }
 
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
-        // A stopped server cannot stop: let it go on first.
-        self.signal_all(Signal::SIGCONT);
-        let data = self.dir.path().join("data");
-        let mut command = command(&self.bin, "pg_ctl");
-        command
-            .args(["-m", "immediate", "-w", "stop", "-D"])
-            .arg(&data);
-        let _ = command.status();
+        self.stop();
     }
+}
+
+/// A temporary directory the server's user owns.
+fn cluster_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("commerce-own-pg")
+        .tempdir()
+        .expect("temp dir");
+    if as_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown the cluster directory");
+    }
+    dir
 }
 
 fn as_root() -> bool {
