@@ -24,7 +24,8 @@ pub trait PlatformStore {
     ) -> Result<(), StoreError>;
 
     /// The top `limit` (product id, quantity) over `[from, to]`, ties by lower product id:
-    /// the daily job's figures for finalized days, the live figures for the others.
+    /// the daily job's figures for finalized days, the live figures for the others. Products
+    /// with nothing sold (all their sales cancelled) are left out.
     async fn top_products(
         &mut self,
         from: NaiveDate,
@@ -32,7 +33,8 @@ pub trait PlatformStore {
         limit: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError>;
 
-    /// One day's figures, by product id, and whether the daily job has finalized them.
+    /// One day's figures, by product id, and whether the daily job has finalized them; products
+    /// with nothing sold that day are left out.
     async fn day_sales(&mut self, day: NaiveDate) -> Result<(bool, Vec<SoldItem>), StoreError>;
 
     /// Makes whoever recomputes or corrects `day`'s figures wait for anyone else doing so until

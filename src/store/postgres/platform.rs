@@ -93,7 +93,8 @@ impl PlatformStore for PgConnection {
         Ok(sqlx::query_as(concat!(
             "SELECT product_id, SUM(quantity)::bigint AS sold FROM (",
             sales_in_range!(),
-            ") s GROUP BY product_id ORDER BY sold DESC, product_id ASC LIMIT $3"
+            ") s GROUP BY product_id HAVING SUM(quantity) > 0
+             ORDER BY sold DESC, product_id ASC LIMIT $3"
         ))
         .bind(from)
         .bind(to)
@@ -111,7 +112,7 @@ impl PlatformStore for PgConnection {
         let rows = sqlx::query_as(concat!(
             "SELECT product_id, quantity, amount FROM (",
             sales_in_range!(),
-            ") s ORDER BY product_id"
+            ") s WHERE quantity > 0 ORDER BY product_id"
         ))
         .bind(day)
         .bind(day)

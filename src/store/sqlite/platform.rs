@@ -88,7 +88,8 @@ impl PlatformStore for SqliteConnection {
         Ok(sqlx::query_as(concat!(
             "SELECT product_id, SUM(quantity) AS sold FROM (",
             sales_in_range!(),
-            ") s GROUP BY product_id ORDER BY sold DESC, product_id ASC LIMIT $3"
+            ") s GROUP BY product_id HAVING SUM(quantity) > 0
+             ORDER BY sold DESC, product_id ASC LIMIT $3"
         ))
         .bind(from)
         .bind(to)
@@ -106,7 +107,7 @@ impl PlatformStore for SqliteConnection {
         let sales: Vec<Sales> = sqlx::query_as(concat!(
             "SELECT product_id, quantity, amount FROM (",
             sales_in_range!(),
-            ") s ORDER BY product_id"
+            ") s WHERE quantity > 0 ORDER BY product_id"
         ))
         .bind(day)
         .bind(day)
