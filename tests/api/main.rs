@@ -16,6 +16,7 @@ mod ops;
 mod orders;
 mod platform;
 mod platform_nats;
+mod platform_recovery;
 mod process;
 mod products;
 mod transient;
