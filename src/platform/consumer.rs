@@ -76,6 +76,23 @@ pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), P
     Ok(())
 }
 
+/// How long an applied event's id is remembered. A redelivery after that would count twice, so
+/// this outlasts every way an event comes back: JetStream's duplicate window (2 minutes), the
+/// stream's message age (a day, all a recreated consumer can replay) and the outbox's 7 days of
+/// delivered events (an operator replaying the outbox); a day more as a margin.
+const KEEP_PROCESSED: chrono::Duration = chrono::Duration::days(8);
+
+/// Forgets events applied longer ago than `KEEP_PROCESSED`; returns how many.
+pub async fn prune_processed(state: &AppState) -> Result<u64, PlatformError> {
+    let cutoff = state.clock.now() - KEEP_PROCESSED;
+    state
+        .db
+        .write(move |conn| {
+            Box::pin(async move { Ok::<_, PlatformError>(conn.prune_processed(cutoff).await?) })
+        })
+        .await
+}
+
 fn readable(event: &Delivered<'_>, tz: Tz) -> Result<(NaiveDate, Change), String> {
     let unreadable = |e: serde_json::Error| e.to_string();
     match event.topic {

@@ -16,6 +16,9 @@ pub trait PlatformStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Deletes the records of events processed before `cutoff`; returns how many.
+    async fn prune_processed(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Adds to the live figures of `day`.
     async fn add_live_sales(
         &mut self,

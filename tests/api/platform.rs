@@ -135,6 +135,44 @@ async fn a_redelivered_event_is_counted_once(backend: Backend) {
     );
 }
 
+async fn processed_events_are_forgotten_after_eight_days(backend: Backend) {
+    let app = platform_app(backend).await;
+    let a = app.product("A", 100, 100).await;
+    buy(&app, 1, a, 1).await;
+    app.deliver_events().await;
+    app.clock.advance(chrono::Duration::days(1));
+    buy(&app, 2, a, 1).await;
+    app.deliver_events().await;
+    let newer = app
+        .scalar("SELECT MAX(event_id) FROM platform_processed_events")
+        .await;
+    // Eight days and an hour after the first event, seven days and an hour after the second.
+    app.clock
+        .advance(chrono::Duration::days(7) + chrono::Duration::hours(1));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let scheduler = tokio::spawn(commerce::platform::daily_job(
+        app.state.clone(),
+        shutdown.clone(),
+    ));
+    let remaining = || app.scalar("SELECT COUNT(*) FROM platform_processed_events");
+    let started = std::time::Instant::now();
+    while remaining().await > 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the scheduler did not prune"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    scheduler.await.unwrap();
+    assert_eq!(
+        app.scalar("SELECT MIN(event_id) FROM platform_processed_events")
+            .await,
+        newer,
+        "the younger record stays"
+    );
+}
+
 async fn an_unreadable_event_does_not_hold_back_the_ones_after_it(backend: Backend) {
     let app = platform_app(backend).await;
     let a = app.product("A", 100, 100).await;
@@ -421,6 +459,7 @@ on_both_backends!(
     the_window_moves_at_midnight_in_the_shop_time_zone,
     a_product_whose_sales_were_all_cancelled_is_not_listed,
     a_redelivered_event_is_counted_once,
+    processed_events_are_forgotten_after_eight_days,
     an_unreadable_event_does_not_hold_back_the_ones_after_it,
     an_event_committed_before_a_crash_is_delivered_after_restart,
     the_relay_delivers_soon_after_commit,

@@ -60,6 +60,14 @@ impl PlatformStore for PgConnection {
         Ok(inserted.rows_affected() == 1)
     }
 
+    async fn prune_processed(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM platform_processed_events WHERE processed_at < $1")
+            .bind(cutoff)
+            .execute(&mut *self)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
     /// One statement for all the items. An event's items are distinct products (the order
     /// merged its lines), so no row is upserted twice in one statement.
     async fn add_live_sales(

@@ -56,6 +56,14 @@ impl PlatformStore for SqliteConnection {
         Ok(inserted.rows_affected() == 1)
     }
 
+    async fn prune_processed(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM platform_processed_events WHERE processed_at < $1")
+            .bind(micros(cutoff))
+            .execute(&mut *self)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
     async fn add_live_sales(
         &mut self,
         day: NaiveDate,
