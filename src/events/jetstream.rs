@@ -2,32 +2,51 @@
 //! publishes to it and the data platform consumes from it.
 
 use async_nats::jetstream::{self, stream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
+use tokio::sync::watch;
 
 #[derive(Clone)]
 pub struct JetStream {
     context: jetstream::Context,
     stream: String,
-    created: Arc<OnceCell<()>>,
+    /// Whether the stream is known to exist. A NATS server restarted without its store has
+    /// lost it, so this is cleared on every reconnection and whenever a publish finds no stream.
+    exists: Arc<AtomicBool>,
+    /// Bumped on every (re)connection to the server.
+    connections: watch::Receiver<u64>,
 }
 
 impl JetStream {
     /// Connects without waiting for the server: while NATS is down, publishes fail and events
     /// wait in the outbox; the client reconnects by itself.
     pub async fn connect(url: &str, stream: &str) -> anyhow::Result<JetStream> {
+        let exists = Arc::new(AtomicBool::new(false));
+        let (connected, connections) = watch::channel(0);
+        let on_event = {
+            let exists = exists.clone();
+            move |event| {
+                if let async_nats::Event::Connected = event {
+                    exists.store(false, Ordering::Release);
+                    connected.send_modify(|n| *n += 1);
+                }
+                std::future::ready(())
+            }
+        };
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((attempts as u64 * 100).min(1000))
             })
+            .event_callback(on_event)
             .connect(url)
             .await?;
         Ok(JetStream {
             context: jetstream::new(client),
             stream: stream.to_owned(),
-            created: Default::default(),
+            exists,
+            connections,
         })
     }
 
@@ -39,23 +58,46 @@ impl JetStream {
         &self.stream
     }
 
-    /// The stream holds `{stream}.>`; its duplicate window drops a republished event id.
-    pub async fn ensure_stream(&self) -> Result<(), String> {
-        self.created
-            .get_or_try_init(|| async {
-                let config = stream::Config {
-                    name: self.stream.clone(),
-                    subjects: vec![format!("{}.>", self.stream)],
-                    duplicate_window: Duration::from_secs(120),
-                    ..Default::default()
-                };
-                self.context
-                    .get_or_create_stream(config)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
+    /// The stream, created when missing. It holds `{stream}.>`; its duplicate window drops a
+    /// republished event id; messages go after a day (the consumer takes them within
+    /// milliseconds), which bounds NATS's store and what a recreated consumer can replay.
+    pub async fn stream_handle(&self) -> Result<stream::Stream, String> {
+        let config = stream::Config {
+            name: self.stream.clone(),
+            subjects: vec![format!("{}.>", self.stream)],
+            duplicate_window: Duration::from_secs(120),
+            max_age: Duration::from_secs(24 * 60 * 60),
+            ..Default::default()
+        };
+        let stream = self
+            .context
+            .get_or_create_stream(config)
             .await
-            .map(|_| ())
+            .map_err(|e| e.to_string())?;
+        self.exists.store(true, Ordering::Release);
+        Ok(stream)
+    }
+
+    /// Before publishing: creates the stream unless it is known to exist.
+    pub async fn ensure_stream(&self) -> Result<(), String> {
+        if !self.exists.load(Ordering::Acquire) {
+            self.stream_handle().await?;
+        }
+        Ok(())
+    }
+
+    /// A publish found no stream (NATS lost its store): the next `ensure_stream` creates it.
+    pub fn stream_lost(&self) {
+        self.exists.store(false, Ordering::Release);
+    }
+
+    /// Resolves at the next (re)connection to the server.
+    pub async fn reconnected(&self) {
+        let mut connections = self.connections.clone();
+        connections.mark_unchanged();
+        // The sender lives as long as the client; if it is gone, there is no next connection.
+        if connections.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }

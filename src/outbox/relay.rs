@@ -22,8 +22,9 @@ pub enum RelayError {
     Delivery(String),
 }
 
-/// Delivers events until `shutdown`: woken by commits, polling as a backstop, backing off
-/// while the transport is down (events wait in the table meanwhile).
+/// Delivers events until `shutdown`: woken by commits and by the transport reconnecting,
+/// polling as a backstop, backing off while the transport is down (events wait in the table
+/// meanwhile).
 pub async fn relay(state: Arc<AppState>, transport: Arc<Transport>, shutdown: CancellationToken) {
     let mut backoff = POLL;
     loop {
@@ -43,6 +44,8 @@ pub async fn relay(state: Arc<AppState>, transport: Arc<Transport>, shutdown: Ca
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = state.outbox.notified() => {}
+            // Events waiting for NATS go as soon as it is back, not after the backoff.
+            _ = transport.reconnected() => backoff = POLL,
             _ = tokio::time::sleep(pause) => {}
         }
     }

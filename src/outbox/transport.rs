@@ -1,7 +1,7 @@
 //! Where the relay sends events: straight to the data platform in this process (the embedded
 //! default), or to NATS JetStream, from which the platform consumes.
 
-use async_nats::jetstream::context::Publish;
+use async_nats::jetstream::context::{Publish, PublishErrorKind};
 use std::time::Duration;
 
 use super::Event;
@@ -24,6 +24,14 @@ impl Transport {
         match self {
             Transport::InProcess => None,
             Transport::JetStream(nats) => Some(nats.as_ref().clone()),
+        }
+    }
+
+    /// Resolves when the transport has connected again after losing its server.
+    pub(super) async fn reconnected(&self) {
+        match self {
+            Transport::InProcess => std::future::pending().await,
+            Transport::JetStream(nats) => nats.reconnected().await,
         }
     }
 
@@ -63,11 +71,32 @@ impl Transport {
     }
 }
 
-/// Sends the whole batch, then awaits the acknowledgements in order: one round trip for the
-/// batch rather than one per event.
+/// Publishes the batch; when the stream turns out to be gone (NATS restarted without its
+/// store), creates it again and publishes the rest at once rather than after a backoff.
 async fn publish_all(nats: &JetStream, events: &[Event]) -> (Vec<i64>, Option<String>) {
+    let (mut delivered, mut failure) = publish_batch(nats, events).await;
+    if let Some(Failure::StreamLost) = failure {
+        nats.stream_lost();
+        let (more, again) = publish_batch(nats, &events[delivered.len()..]).await;
+        delivered.extend(more);
+        failure = again;
+    }
+    (delivered, failure.map(|f| f.to_string()))
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("no JetStream stream for the events")]
+    StreamLost,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Sends the whole batch, then awaits the acknowledgements in order: one round trip for the
+/// batch rather than one per event. The ids delivered are a prefix of the batch's.
+async fn publish_batch(nats: &JetStream, events: &[Event]) -> (Vec<i64>, Option<Failure>) {
     if let Err(error) = nats.ensure_stream().await {
-        return (Vec::new(), Some(error));
+        return (Vec::new(), Some(Failure::Other(error)));
     }
     let mut pending = Vec::with_capacity(events.len());
     let mut failure = None;
@@ -79,7 +108,7 @@ async fn publish_all(nats: &JetStream, events: &[Event]) -> (Vec<i64>, Option<St
         match nats.context().send_publish(subject, message).await {
             Ok(ack) => pending.push((event.id, ack)),
             Err(error) => {
-                failure = Some(error.to_string());
+                failure = Some(Failure::Other(error.to_string()));
                 break;
             }
         }
@@ -88,11 +117,16 @@ async fn publish_all(nats: &JetStream, events: &[Event]) -> (Vec<i64>, Option<St
     for (id, ack) in pending {
         match tokio::time::timeout(PUBLISH_TIMEOUT, ack).await {
             Ok(Ok(_)) => delivered.push(id),
-            Ok(Err(error)) => return (delivered, Some(error.to_string())),
+            Ok(Err(error)) if error.kind() == PublishErrorKind::StreamNotFound => {
+                return (delivered, Some(Failure::StreamLost))
+            }
+            Ok(Err(error)) => return (delivered, Some(Failure::Other(error.to_string()))),
             Err(_) => {
                 return (
                     delivered,
-                    Some("JetStream did not acknowledge in time".to_owned()),
+                    Some(Failure::Other(
+                        "JetStream did not acknowledge in time".to_owned(),
+                    )),
                 )
             }
         }

@@ -76,6 +76,23 @@ pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), P
     Ok(())
 }
 
+/// How long an applied event's id is remembered. A redelivery after that would count twice, so
+/// this outlasts every way an event comes back: JetStream's duplicate window (2 minutes), the
+/// stream's message age (a day, all a recreated consumer can replay) and the outbox's 7 days of
+/// delivered events (an operator replaying the outbox); a day more as a margin.
+const KEEP_PROCESSED: chrono::Duration = chrono::Duration::days(8);
+
+/// Forgets events applied longer ago than `KEEP_PROCESSED`; returns how many.
+pub async fn prune_processed(state: &AppState) -> Result<u64, PlatformError> {
+    let cutoff = state.clock.now() - KEEP_PROCESSED;
+    state
+        .db
+        .write(move |conn| {
+            Box::pin(async move { Ok::<_, PlatformError>(conn.prune_processed(cutoff).await?) })
+        })
+        .await
+}
+
 fn readable(event: &Delivered<'_>, tz: Tz) -> Result<(NaiveDate, Change), String> {
     let unreadable = |e: serde_json::Error| e.to_string();
     match event.topic {
@@ -125,9 +142,13 @@ async fn apply(
 }
 
 const DURABLE: &str = "platform";
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+const MAX_RETRY: Duration = Duration::from_secs(5);
 
 /// With NATS configured, the platform's side: a durable pull consumer on the stream, each
-/// message applied then acknowledged. Reconnects with backoff while NATS is away.
+/// message applied then acknowledged. Whenever it stops (NATS away, the stream or the consumer
+/// gone) it starts over, creating what is missing, with backoff; at once when NATS reconnects,
+/// since a server restarted without its store has lost both.
 pub async fn consume_jetstream(
     state: Arc<AppState>,
     nats: Option<JetStream>,
@@ -136,67 +157,79 @@ pub async fn consume_jetstream(
     let Some(nats) = nats else {
         return;
     };
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = FIRST_RETRY;
     loop {
-        let run = async {
-            nats.ensure_stream().await?;
-            let stream = nats
-                .context()
-                .get_stream(nats.stream())
-                .await
-                .map_err(|e| e.to_string())?;
-            let config = pull::Config {
-                durable_name: Some(DURABLE.to_owned()),
-                ack_policy: AckPolicy::Explicit,
-                ..Default::default()
-            };
-            let consumer = stream
-                .get_or_create_consumer(DURABLE, config)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
-            let prefix = format!("{}.", nats.stream());
-            while let Some(message) = messages.next().await {
-                let message = message.map_err(|e| e.to_string())?;
-                let id = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-                    .and_then(|v| v.as_str().parse::<i64>().ok())
-                    .ok_or("a message without a numeric Nats-Msg-Id")?;
-                let topic = message
-                    .subject
-                    .as_str()
-                    .strip_prefix(&prefix)
-                    .unwrap_or_default()
-                    .to_owned();
-                let payload = String::from_utf8_lossy(&message.payload).into_owned();
-                consume(
-                    &state,
-                    &[Delivered {
-                        id,
-                        topic: &topic,
-                        payload: &payload,
-                    }],
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                message.ack().await.map_err(|e| e.to_string())?;
-            }
-            Ok::<(), String>(())
-        };
+        let mut subscribed = false;
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            result = run => {
+            _ = nats.reconnected() => {
+                backoff = FIRST_RETRY;
+                continue;
+            }
+            result = consume_messages(&state, &nats, &mut subscribed) => {
                 if let Err(error) = result {
                     tracing::warn!(%error, retry_in = ?backoff, "the JetStream consumer stopped");
                 }
             }
         }
+        if subscribed {
+            backoff = FIRST_RETRY;
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff = (backoff * 2).min(MAX_RETRY);
     }
+}
+
+/// Creates the stream and the consumer when missing, then applies messages until an error;
+/// `subscribed` says whether it got that far.
+async fn consume_messages(
+    state: &AppState,
+    nats: &JetStream,
+    subscribed: &mut bool,
+) -> Result<(), String> {
+    let config = pull::Config {
+        durable_name: Some(DURABLE.to_owned()),
+        ack_policy: AckPolicy::Explicit,
+        ..Default::default()
+    };
+    let consumer = nats
+        .stream_handle()
+        .await?
+        .get_or_create_consumer(DURABLE, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    *subscribed = true;
+    let prefix = format!("{}.", nats.stream());
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| e.to_string())?;
+        let id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .and_then(|v| v.as_str().parse::<i64>().ok())
+            .ok_or("a message without a numeric Nats-Msg-Id")?;
+        let topic = message
+            .subject
+            .as_str()
+            .strip_prefix(&prefix)
+            .unwrap_or_default()
+            .to_owned();
+        let payload = String::from_utf8_lossy(&message.payload).into_owned();
+        consume(
+            state,
+            &[Delivered {
+                id,
+                topic: &topic,
+                payload: &payload,
+            }],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        message.ack().await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

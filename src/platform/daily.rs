@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use super::PlatformError;
+use super::{consumer, PlatformError};
 use crate::app::AppState;
 use crate::clock::{day_bounds, shop_day};
 use crate::events::SoldItem;
@@ -134,11 +134,17 @@ pub async fn catch_up(state: &AppState) -> Result<Vec<DaySummary>, PlatformError
     Ok(ran)
 }
 
-/// The scheduler: checks every minute whether a day is due, until `shutdown`.
+/// The scheduler: checks every minute whether a day is due, and forgets old processed events,
+/// until `shutdown`.
 pub async fn daily_job(state: Arc<AppState>, shutdown: CancellationToken) {
     loop {
         if let Err(error) = catch_up(&state).await {
             tracing::warn!(%error, "the daily sales job failed; it will try again");
+        }
+        match consumer::prune_processed(&state).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "forgot old processed events"),
+            Err(error) => tracing::warn!(%error, "pruning processed events failed"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

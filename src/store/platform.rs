@@ -16,6 +16,9 @@ pub trait PlatformStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Deletes the records of events processed before `cutoff`; returns how many.
+    async fn prune_processed(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Adds to the live figures of `day`.
     async fn add_live_sales(
         &mut self,
@@ -24,7 +27,8 @@ pub trait PlatformStore {
     ) -> Result<(), StoreError>;
 
     /// The top `limit` (product id, quantity) over `[from, to]`, ties by lower product id:
-    /// the daily job's figures for finalized days, the live figures for the others.
+    /// the daily job's figures for finalized days, the live figures for the others. Products
+    /// with nothing sold (all their sales cancelled) are left out.
     async fn top_products(
         &mut self,
         from: NaiveDate,
@@ -32,7 +36,8 @@ pub trait PlatformStore {
         limit: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError>;
 
-    /// One day's figures, by product id, and whether the daily job has finalized them.
+    /// One day's figures, by product id, and whether the daily job has finalized them; products
+    /// with nothing sold that day are left out.
     async fn day_sales(&mut self, day: NaiveDate) -> Result<(bool, Vec<SoldItem>), StoreError>;
 
     /// Makes whoever recomputes or corrects `day`'s figures wait for anyone else doing so until

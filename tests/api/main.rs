@@ -17,6 +17,7 @@ mod orders;
 mod own_postgres;
 mod platform;
 mod platform_nats;
+mod platform_recovery;
 mod process;
 mod products;
 mod replica;

@@ -15,7 +15,8 @@ pub async fn platform_app(backend: Backend) -> TestApp {
     TestApp::with_settings(backend, settings).await
 }
 
-pub async fn buy(app: &TestApp, user: i64, product: i64, quantity: i64) {
+/// Places a paid order; returns its id.
+pub async fn buy(app: &TestApp, user: i64, product: i64, quantity: i64) -> i64 {
     app.charge(user, 1_000_000).await;
     let response = app
         .post("/api/v1/orders")
@@ -24,6 +25,7 @@ pub async fn buy(app: &TestApp, user: i64, product: i64, quantity: i64) {
         .send()
         .await;
     assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
+    response.body["id"].as_i64().unwrap()
 }
 
 pub async fn popular(app: &TestApp) -> Value {
@@ -133,6 +135,44 @@ async fn a_redelivered_event_is_counted_once(backend: Backend) {
     );
 }
 
+async fn processed_events_are_forgotten_after_eight_days(backend: Backend) {
+    let app = platform_app(backend).await;
+    let a = app.product("A", 100, 100).await;
+    buy(&app, 1, a, 1).await;
+    app.deliver_events().await;
+    app.clock.advance(chrono::Duration::days(1));
+    buy(&app, 2, a, 1).await;
+    app.deliver_events().await;
+    let newer = app
+        .scalar("SELECT MAX(event_id) FROM platform_processed_events")
+        .await;
+    // Eight days and an hour after the first event, seven days and an hour after the second.
+    app.clock
+        .advance(chrono::Duration::days(7) + chrono::Duration::hours(1));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let scheduler = tokio::spawn(commerce::platform::daily_job(
+        app.state.clone(),
+        shutdown.clone(),
+    ));
+    let remaining = || app.scalar("SELECT COUNT(*) FROM platform_processed_events");
+    let started = std::time::Instant::now();
+    while remaining().await > 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the scheduler did not prune"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    scheduler.await.unwrap();
+    assert_eq!(
+        app.scalar("SELECT MIN(event_id) FROM platform_processed_events")
+            .await,
+        newer,
+        "the younger record stays"
+    );
+}
+
 async fn an_unreadable_event_does_not_hold_back_the_ones_after_it(backend: Backend) {
     let app = platform_app(backend).await;
     let a = app.product("A", 100, 100).await;
@@ -188,6 +228,43 @@ async fn the_relay_delivers_soon_after_commit(backend: Backend) {
     assert_eq!(seen, vec![(a, 3)]);
     shutdown.cancel();
     relay.await.unwrap();
+}
+
+async fn a_product_whose_sales_were_all_cancelled_is_not_listed(backend: Backend) {
+    let app = platform_app(backend).await;
+    let kept = app.product("kept", 1000, 100).await;
+    let gone = app.product("gone", 1000, 100).await;
+    app.clock.set(at("2026-11-23T01:00:00Z")); // the 23rd in Seoul
+    buy(&app, 1, kept, 2).await;
+    let order = buy(&app, 2, gone, 3).await;
+    let cancelled = app
+        .post(&format!("/api/v1/orders/{order}/cancel"))
+        .token(&app.token(2))
+        .send()
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+    assert_eq!(app.deliver_events().await, 3);
+    let only_kept = json!([{"product_id": kept, "quantity": 2, "amount": 2000}]);
+    let day = || {
+        app.get("/api/v1/admin/stats/daily-sales?date=2026-11-23")
+            .token(&app.admin())
+            .send()
+    };
+    assert_eq!(ranking(&popular(&app).await), vec![(kept, 2)]);
+    assert_eq!(day().await.body["items"], only_kept, "live figures");
+
+    app.clock.set(at("2026-11-24T03:00:00Z"));
+    let ran = run_day(&app, &app.admin(), "2026-11-23").await;
+    assert_eq!(
+        ran.body,
+        json!({"date": "2026-11-23", "products": 1, "quantity": 2, "amount": 2000})
+    );
+    let finalized = day().await.body;
+    assert_eq!(
+        (&finalized["finalized"], &finalized["items"]),
+        (&json!(true), &only_kept)
+    );
+    assert_eq!(ranking(&popular(&app).await), vec![(kept, 2)]);
 }
 
 async fn run_day(app: &TestApp, token: &str, date: &str) -> crate::harness::Response {
@@ -380,7 +457,9 @@ on_both_backends!(
     an_orders_sale_shows_up_in_popular_products,
     popular_lists_the_top_five,
     the_window_moves_at_midnight_in_the_shop_time_zone,
+    a_product_whose_sales_were_all_cancelled_is_not_listed,
     a_redelivered_event_is_counted_once,
+    processed_events_are_forgotten_after_eight_days,
     an_unreadable_event_does_not_hold_back_the_ones_after_it,
     an_event_committed_before_a_crash_is_delivered_after_restart,
     the_relay_delivers_soon_after_commit,

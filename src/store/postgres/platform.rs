@@ -60,6 +60,14 @@ impl PlatformStore for PgConnection {
         Ok(inserted.rows_affected() == 1)
     }
 
+    async fn prune_processed(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM platform_processed_events WHERE processed_at < $1")
+            .bind(cutoff)
+            .execute(&mut *self)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
     /// One statement for all the items. An event's items are distinct products (the order
     /// merged its lines), so no row is upserted twice in one statement.
     async fn add_live_sales(
@@ -93,7 +101,8 @@ impl PlatformStore for PgConnection {
         Ok(sqlx::query_as(concat!(
             "SELECT product_id, SUM(quantity)::bigint AS sold FROM (",
             sales_in_range!(),
-            ") s GROUP BY product_id ORDER BY sold DESC, product_id ASC LIMIT $3"
+            ") s GROUP BY product_id HAVING SUM(quantity) > 0
+             ORDER BY sold DESC, product_id ASC LIMIT $3"
         ))
         .bind(from)
         .bind(to)
@@ -111,7 +120,7 @@ impl PlatformStore for PgConnection {
         let rows = sqlx::query_as(concat!(
             "SELECT product_id, quantity, amount FROM (",
             sales_in_range!(),
-            ") s ORDER BY product_id"
+            ") s WHERE quantity > 0 ORDER BY product_id"
         ))
         .bind(day)
         .bind(day)

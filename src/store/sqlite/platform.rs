@@ -56,6 +56,14 @@ impl PlatformStore for SqliteConnection {
         Ok(inserted.rows_affected() == 1)
     }
 
+    async fn prune_processed(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM platform_processed_events WHERE processed_at < $1")
+            .bind(micros(cutoff))
+            .execute(&mut *self)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
     async fn add_live_sales(
         &mut self,
         day: NaiveDate,
@@ -88,7 +96,8 @@ impl PlatformStore for SqliteConnection {
         Ok(sqlx::query_as(concat!(
             "SELECT product_id, SUM(quantity) AS sold FROM (",
             sales_in_range!(),
-            ") s GROUP BY product_id ORDER BY sold DESC, product_id ASC LIMIT $3"
+            ") s GROUP BY product_id HAVING SUM(quantity) > 0
+             ORDER BY sold DESC, product_id ASC LIMIT $3"
         ))
         .bind(from)
         .bind(to)
@@ -106,7 +115,7 @@ impl PlatformStore for SqliteConnection {
         let sales: Vec<Sales> = sqlx::query_as(concat!(
             "SELECT product_id, quantity, amount FROM (",
             sales_in_range!(),
-            ") s ORDER BY product_id"
+            ") s WHERE quantity > 0 ORDER BY product_id"
         ))
         .bind(day)
         .bind(day)
