@@ -18,5 +18,6 @@ mod platform;
 mod platform_nats;
 mod process;
 mod products;
+mod strict_input;
 mod transient;
 mod write_limits;
