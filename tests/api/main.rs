@@ -12,6 +12,7 @@ mod faults;
 mod group_commit;
 mod idempotency;
 mod migrations;
+mod money_limits;
 mod ops;
 mod orders;
 mod platform;
