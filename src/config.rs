@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use crate::http::WriteQuota;
-use crate::money::Won;
+use crate::money::{Won, MAX_SETTING};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://commerce.db";
 
@@ -100,11 +100,11 @@ pub struct SettingsArgs {
     /// The shop's time zone: calendar days, the popular-products window and the daily job.
     #[arg(long, env = "COMMERCE_TIME_ZONE", default_value = "Asia/Seoul", value_parser = parse_tz)]
     pub time_zone: Tz,
-    /// Largest single charge, in won.
-    #[arg(long, env = "COMMERCE_MAX_CHARGE", default_value_t = 1_000_000, value_parser = clap::value_parser!(i64).range(1..))]
+    /// Largest single charge, in won (1 to 10^15).
+    #[arg(long, env = "COMMERCE_MAX_CHARGE", default_value_t = 1_000_000, value_parser = parse_money_setting)]
     pub max_charge: i64,
-    /// Largest balance a user may hold, in won.
-    #[arg(long, env = "COMMERCE_MAX_BALANCE", default_value_t = 100_000_000, value_parser = clap::value_parser!(i64).range(1..))]
+    /// Largest balance a user may hold, in won (1 to 10^15).
+    #[arg(long, env = "COMMERCE_MAX_BALANCE", default_value_t = 100_000_000, value_parser = parse_money_setting)]
     pub max_balance: i64,
     /// How long after placing it a user may cancel an order (admins have no limit).
     #[arg(long, env = "COMMERCE_ORDER_CANCEL_WINDOW", default_value = "7days", value_parser = humantime::parse_duration)]
@@ -192,6 +192,16 @@ fn parse_committers(raw: &str) -> Result<usize, String> {
     match raw.parse::<usize>() {
         Ok(n @ 1..=64) => Ok(n),
         _ => Err(format!("expected 1 to 64 committers, got `{raw}`")),
+    }
+}
+
+fn parse_money_setting(raw: &str) -> Result<i64, String> {
+    match raw.parse::<i64>() {
+        Ok(won) if (1..=MAX_SETTING.get()).contains(&won) => Ok(won),
+        _ => Err(format!(
+            "expected 1 to {} won (10^15, so that no sum of money can overflow), got `{raw}`",
+            MAX_SETTING.get()
+        )),
     }
 }
 
@@ -301,5 +311,28 @@ mod tests {
             let parsed = Cli::try_parse_from(["commerce", "serve", "--write-committers", raw]);
             assert_eq!(parsed.is_ok(), ok, "{raw}");
         }
+    }
+
+    #[test]
+    fn money_settings_are_at_most_ten_to_the_fifteen() {
+        for flag in ["--max-charge", "--max-balance"] {
+            for (raw, ok) in [
+                ("1", true),
+                ("1000000000000000", true),
+                ("1000000000000001", false),
+                ("9223372036854775807", false),
+                ("0", false),
+                ("-5", false),
+            ] {
+                let flag_and_value = format!("{flag}={raw}");
+                let parsed = Cli::try_parse_from(["commerce", "serve", &flag_and_value]);
+                assert_eq!(parsed.is_ok(), ok, "{flag} {raw}");
+                if let Err(error) = parsed {
+                    assert!(error.to_string().contains("10^15"), "{error}");
+                }
+            }
+        }
+        let settings = serve_settings(&["--max-charge", "1000000000000000"]);
+        assert_eq!(settings.max_charge, MAX_SETTING);
     }
 }

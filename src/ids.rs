@@ -28,10 +28,12 @@ macro_rules! id_type {
             }
         }
 
+        /// Only the canonical decimal: no sign, no leading zero, nothing but digits.
         impl FromStr for $name {
             type Err = InvalidId;
             fn from_str(s: &str) -> Result<Self, InvalidId> {
-                s.parse::<i64>().ok().and_then(Self::new).ok_or(InvalidId)
+                let canonical = s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
+                canonical.then(|| s.parse().ok()).flatten().and_then(Self::new).ok_or(InvalidId)
             }
         }
 
@@ -54,9 +56,9 @@ id_type!(
     OrderId,
 );
 
-/// A string that is not a positive 64-bit integer.
+/// A string that is not a positive 64-bit integer written as a canonical decimal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("an id must be a positive 64-bit integer")]
+#[error("an id must be a positive 64-bit integer without sign or leading zero")]
 pub struct InvalidId;
 
 #[cfg(test)]
@@ -64,9 +66,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_refuse_zero_negative_and_junk() {
+    fn ids_are_canonical_positive_decimals() {
         assert_eq!("7".parse::<UserId>().map(UserId::get), Ok(7));
-        for bad in ["0", "-1", "abc", "", "1.5", "99999999999999999999"] {
+        assert_eq!(
+            "9223372036854775807".parse::<UserId>().map(UserId::get),
+            Ok(i64::MAX)
+        );
+        for bad in [
+            "0",
+            "-1",
+            "abc",
+            "",
+            "1.5",
+            "99999999999999999999",
+            "+1",
+            "01",
+            " 1",
+            "1 ",
+            "1e3",
+            "٧",
+        ] {
             assert!(bad.parse::<UserId>().is_err(), "{bad} accepted");
         }
         assert!(serde_json::from_str::<ProductId>("0").is_err());

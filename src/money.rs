@@ -2,9 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::ops::{Add, Sub};
+use std::ops::Sub;
 
-/// An amount of won. Arithmetic on it is checked where it can overflow (see `checked_*`).
+/// The most the maximum charge or the maximum balance may be set to (10^15 won): a balance
+/// past its maximum by refunds, plus a charge, plus an order, stays far inside 64 bits.
+pub const MAX_SETTING: Won = Won(1_000_000_000_000_000);
+
+/// An amount of won. Sums are formed only with `checked_*`; subtraction is left for amounts
+/// known to be in order (a discount from its total, a payment from a balance that covers it).
 #[derive(
     Debug,
     Clone,
@@ -26,7 +31,7 @@ pub struct Won(pub i64);
 impl Won {
     pub const ZERO: Won = Won(0);
 
-    pub fn get(self) -> i64 {
+    pub const fn get(self) -> i64 {
         self.0
     }
 
@@ -36,13 +41,6 @@ impl Won {
 
     pub fn checked_add(self, other: Won) -> Option<Won> {
         self.0.checked_add(other.0).map(Won)
-    }
-}
-
-impl Add for Won {
-    type Output = Won;
-    fn add(self, rhs: Won) -> Won {
-        Won(self.0 + rhs.0)
     }
 }
 

@@ -1,4 +1,4 @@
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::RwLock;
@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::issuing::Issuing;
 use crate::bounds;
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamp};
 use crate::ids::{CouponId, UserCouponId, UserId};
 use crate::money::Won;
 use crate::page::{Page, PageRequest};
@@ -177,9 +177,11 @@ pub struct NewCoupon {
     #[schema(schema_with = bounds::int::<0, MAX_AMOUNT>)]
     pub min_order_amount: i64,
     /// Issuing opens at this instant (RFC 3339 with offset; null: open now).
-    pub issue_starts_at: Option<DateTime<FixedOffset>>,
+    #[schema(inline)]
+    pub issue_starts_at: Option<Timestamp>,
     /// Issuing closes at this instant (exclusive; null: never).
-    pub issue_ends_at: Option<DateTime<FixedOffset>>,
+    #[schema(inline)]
+    pub issue_ends_at: Option<Timestamp>,
 }
 
 impl NewCoupon {
@@ -234,8 +236,8 @@ pub async fn create(db: &Db, clock: &dyn Clock, new: NewCoupon) -> Result<Coupon
                 discount_value: new.discount_value,
                 min_order_amount: new.min_order_amount,
                 total_quantity: new.total_quantity,
-                issue_starts_at: new.issue_starts_at.map(|t| t.to_utc()),
-                issue_ends_at: new.issue_ends_at.map(|t| t.to_utc()),
+                issue_starts_at: new.issue_starts_at.map(Timestamp::get),
+                issue_ends_at: new.issue_ends_at.map(Timestamp::get),
                 valid_days: new.valid_days,
             };
             Ok(conn.insert_coupon(&row, now).await?.into())

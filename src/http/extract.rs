@@ -7,31 +7,36 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::str::FromStr;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::{ObjectBuilder, Required, Type};
 use utoipa::IntoParams;
 
 use super::problem::Problem;
-use crate::bounds::{self, integral_floats_as_integers};
+use super::strict_json;
+use crate::bounds;
 use crate::idempotency::IdempotencyKey;
 use crate::page::{decode_cursor, PageRequest, CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A JSON body, deserialized strictly (request types deny unknown fields). Integral floats such
-/// as `15.0` count as integers, as JSON Schema says (see `bounds::integral_floats_as_integers`).
+/// A JSON body, deserialized strictly: no key twice in an object, integers exactly integers as
+/// written (`15.0` and `1e3` are, as JSON Schema says; see `strict_json`), and request types
+/// deny unknown fields.
 pub struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
+        let axum::Json(raw) = axum::Json::<Box<RawValue>>::from_request(req, state)
             .await
             .map_err(json_problem)?;
-        serde_path_to_error::deserialize(integral_floats_as_integers(value))
+        let value = strict_json::read(&raw)
+            .map_err(|e| Problem::validation(format!("invalid request body: {e}")))?;
+        serde_path_to_error::deserialize(value)
             .map(Json)
             .map_err(|e| Problem::validation(format!("invalid request body: {e}")))
     }
@@ -84,7 +89,7 @@ impl<S: Send + Sync, T: FromStr> FromRequestParts<S> for PathId<T> {
             .map_err(|e| Problem::validation(format!("bad path parameter: {}", e.body_text())))?;
         raw.parse().map(PathId).map_err(|_| {
             Problem::validation(format!(
-                "path id must be a positive 64-bit integer, got `{raw}`"
+                "path id must be a positive 64-bit integer written without sign or leading zero, got `{raw}`"
             ))
         })
     }
@@ -223,12 +228,15 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     }
 }
 
-/// A path `{id}`: a positive 64-bit integer.
+/// A path `{id}`: a positive 64-bit integer as a canonical decimal.
 pub struct IdParam;
 
 impl IntoParams for IdParam {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         vec![param("id", ParameterIn::Path, true)
+            .description(Some(
+                "A positive 64-bit integer written without sign or leading zero (`01`, `+1`: 400).",
+            ))
             .schema(Some(bounds::int::<1, { i64::MAX }>()))
             .build()]
     }

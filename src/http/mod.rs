@@ -9,6 +9,7 @@ mod ops;
 pub mod problem;
 pub mod responses;
 pub mod server;
+mod strict_json;
 mod write_limit;
 
 pub use auth::{Admin, AuthUser, JwtKeys};

@@ -114,8 +114,17 @@ async fn execute(
         conn.release_coupon(coupon, id).await?;
     }
     let owner = UserId::new(order.user_id).ok_or_else(|| StoreError::corrupt(order.user_id))?;
-    if order.paid_amount > 0 {
-        conn.refund(owner, Won(order.paid_amount), id, now).await?;
+    if order.paid_amount > 0
+        && conn
+            .refund(owner, Won(order.paid_amount), id, now)
+            .await?
+            .is_none()
+    {
+        // The transaction rolls back: the order stays paid, its stock and coupon taken.
+        return Err(not_cancellable(
+            id,
+            "the refund would take the balance past the largest amount that can be held".into(),
+        ));
     }
     let event = OrderCancelled {
         order_id: id.get(),

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
-use super::pricing::{price, Pricing};
+use super::pricing::{price, Pricing, Unpriced};
 use super::request::OrderRequest;
 use super::service::{not_usable, view, Order, OrderError, OrderLine};
 use crate::coupon::Terms;
@@ -168,12 +168,15 @@ impl Locked {
             .iter()
             .map(|l| (Won(l.unit_price), l.quantity))
             .collect();
-        let pricing = price(&priced, terms.as_ref()).ok_or_else(|| {
-            let minimum = terms.map(|t| t.min_order_amount.get()).unwrap_or_default();
-            not_usable(
-                coupon.expect("only a coupon refuses a price"),
-                format!("the order total is under its minimum of {minimum} won"),
-            )
+        let pricing = price(&priced, terms.as_ref()).map_err(|unpriced| match unpriced {
+            Unpriced::UnderMinimum => {
+                let minimum = terms.map(|t| t.min_order_amount.get()).unwrap_or_default();
+                not_usable(
+                    coupon.expect("only a coupon has a minimum"),
+                    format!("the order total is under its minimum of {minimum} won"),
+                )
+            }
+            Unpriced::Overflow => OrderError::Invalid("the order total is too large".into()),
         })?;
         let balance_after = if pricing.paid == Won::ZERO {
             None

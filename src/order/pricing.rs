@@ -10,19 +10,30 @@ pub struct Pricing {
     pub paid: Won,
 }
 
-/// Prices lines of `(unit price, quantity)`. `None` when a coupon is given and the total is
-/// under its minimum order amount. `paid = total - discount`, and the discount never exceeds
-/// the total.
-pub fn price(lines: &[(Won, i64)], coupon: Option<&Terms>) -> Option<Pricing> {
-    // Product prices and quantities are bounded, so this cannot overflow: ≤ 10^9 × 10^3 × 10^2.
-    let total = lines.iter().fold(Won::ZERO, |sum, (unit, quantity)| {
-        sum + Won(unit.get() * quantity)
-    });
+/// Why lines have no price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpriced {
+    /// A coupon is given and the total is under its minimum order amount.
+    UnderMinimum,
+    /// The total does not fit in 64 bits. Prices and quantities are bounded far below that
+    /// (≤ 10^9 × 10^3 × 10^2), but a sum of money is never formed unchecked.
+    Overflow,
+}
+
+/// Prices lines of `(unit price, quantity)`. `paid = total - discount`, and the discount never
+/// exceeds the total.
+pub fn price(lines: &[(Won, i64)], coupon: Option<&Terms>) -> Result<Pricing, Unpriced> {
+    let total = lines
+        .iter()
+        .try_fold(Won::ZERO, |sum, &(unit, quantity)| {
+            sum.checked_add(unit.checked_mul(quantity)?)
+        })
+        .ok_or(Unpriced::Overflow)?;
     let discount = match coupon {
-        Some(terms) => terms.discount_on(total)?,
+        Some(terms) => terms.discount_on(total).ok_or(Unpriced::UnderMinimum)?,
         None => Won::ZERO,
     };
-    Some(Pricing {
+    Ok(Pricing {
         total,
         discount,
         paid: total - discount,
@@ -63,8 +74,20 @@ mod tests {
                 &[(Won(1000), 1)],
                 Some(&terms(DiscountType::Fixed, 100, 1001))
             ),
-            None
+            Err(Unpriced::UnderMinimum)
         );
+    }
+
+    #[test]
+    fn a_total_past_64_bits_is_refused_not_wrapped() {
+        assert_eq!(
+            price(
+                &[(Won(i64::MAX / 2), 1), (Won(i64::MAX / 2), 1), (Won(2), 1)],
+                None
+            ),
+            Err(Unpriced::Overflow)
+        );
+        assert_eq!(price(&[(Won(i64::MAX), 2)], None), Err(Unpriced::Overflow));
     }
 
     fn any_terms() -> impl Strategy<Value = Terms> {

@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 use super::daily::{self, DaySummary};
 use super::popular::{self, Popular};
 use crate::app::AppState;
+use crate::clock::Day;
 use crate::events::SoldItem;
 use crate::http::responses::{Forbidden, Unauthorized, Unavailable};
 use crate::http::{Admin, Json, Problem, ProblemBody, Query};
@@ -33,9 +34,9 @@ async fn popular_products(State(app): State<Arc<AppState>>) -> Result<Json<Popul
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct DateQuery {
-    /// A calendar day in the shop's time zone, `YYYY-MM-DD`.
-    #[param(value_type = String, format = Date, example = "2026-11-23")]
-    date: NaiveDate,
+    /// A calendar day in the shop's time zone, `YYYY-MM-DD` with a year 0001..=9999.
+    #[param(inline, example = "2026-11-23")]
+    date: Day,
 }
 
 /// Run the daily sales job for a finished day now: recompute it from the orders and store it as
@@ -54,7 +55,7 @@ async fn run_daily_sales(
     _: Admin,
     Query(query): Query<DateQuery>,
 ) -> Result<Json<DaySummary>, Problem> {
-    Ok(Json(daily::run_finished_day(&app, query.date).await?))
+    Ok(Json(daily::run_finished_day(&app, query.date.get()).await?))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,7 +91,7 @@ async fn daily_sales(
     _: Admin,
     Query(query): Query<DateQuery>,
 ) -> Result<Json<DaySales>, Problem> {
-    let (finalized, items) = daily::figures(&app, query.date).await?;
+    let (finalized, items) = daily::figures(&app, query.date.get()).await?;
     let items = items
         .into_iter()
         .map(
@@ -106,7 +107,7 @@ async fn daily_sales(
         )
         .collect();
     Ok(Json(DaySales {
-        date: query.date,
+        date: query.date.get(),
         finalized,
         items,
     }))

@@ -56,14 +56,15 @@ pub trait BalanceStore {
     ) -> Result<Option<(Won, i64)>, StoreError>;
 
     /// Adds `amount` back for the cancelled `order`, past the maximum balance if need be, and
-    /// writes the REFUND row. Returns the balance after.
+    /// writes the REFUND row. Returns the balance after, or `None` (nothing written) when the
+    /// balance would pass what 64 bits hold.
     async fn refund(
         &mut self,
         user: UserId,
         amount: Won,
         order: OrderId,
         now: DateTime<Utc>,
-    ) -> Result<Won, StoreError>;
+    ) -> Result<Option<Won>, StoreError>;
 
     /// The balances of `users` that have one, locked until the transaction ends (PostgreSQL:
     /// `FOR UPDATE` in user order), in user order.

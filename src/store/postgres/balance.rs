@@ -29,7 +29,9 @@ impl BalanceStore for PgConnection {
         Ok(Won(balance.unwrap_or(0)))
     }
 
-    /// One round trip: the guarded change and its history row together.
+    /// One round trip: the guarded change and its history row together. The guard subtracts
+    /// from the maximum (>= amount) rather than adding to a balance that refunds may have taken
+    /// anywhere, so it cannot overflow.
     async fn charge(
         &mut self,
         user: UserId,
@@ -45,7 +47,7 @@ impl BalanceStore for PgConnection {
                  INSERT INTO balances (user_id, balance, updated_at) VALUES ($1, $2, $4)
                  ON CONFLICT (user_id) DO UPDATE
                      SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
-                     WHERE balances.balance + excluded.balance <= $3
+                     WHERE balances.balance <= $3 - excluded.balance
                  RETURNING balance)
              INSERT INTO balance_history (user_id, kind, amount, balance_after, created_at)
              SELECT $1, $5, $2, balance, $4 FROM changed RETURNING balance_after, id",
@@ -112,12 +114,13 @@ impl BalanceStore for PgConnection {
         amount: Won,
         order: OrderId,
         now: DateTime<Utc>,
-    ) -> Result<Won, StoreError> {
-        let balance: i64 = sqlx::query_scalar(
+    ) -> Result<Option<Won>, StoreError> {
+        let balance: Option<i64> = sqlx::query_scalar(
             "WITH changed AS (
                  INSERT INTO balances (user_id, balance, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (user_id) DO UPDATE
                      SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
+                     WHERE balances.balance <= $6 - excluded.balance
                  RETURNING balance)
              INSERT INTO balance_history (user_id, kind, amount, balance_after, order_id, created_at)
              SELECT $1, $5, $2, balance, $4, $3 FROM changed RETURNING balance_after",
@@ -127,9 +130,10 @@ impl BalanceStore for PgConnection {
         .bind(now)
         .bind(order.get())
         .bind(EntryKind::Refund)
-        .fetch_one(&mut *self)
+        .bind(i64::MAX)
+        .fetch_optional(&mut *self)
         .await?;
-        Ok(Won(balance))
+        Ok(balance.map(Won))
     }
 
     async fn history(

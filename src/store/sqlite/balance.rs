@@ -77,12 +77,14 @@ impl BalanceStore for SqliteConnection {
         if amount > max_balance {
             return Ok(None);
         }
-        // The guard is in the statement, so concurrent charges never pass the maximum.
+        // The guard is in the statement, so concurrent charges never pass the maximum; it
+        // subtracts from the maximum (>= amount) rather than adding to a balance that refunds
+        // may have taken anywhere, so it cannot overflow.
         let balance: Option<i64> = sqlx::query_scalar(
             "INSERT INTO balances (user_id, balance, updated_at) VALUES ($1, $2, $4)
              ON CONFLICT (user_id) DO UPDATE
                  SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
-                 WHERE balances.balance + excluded.balance <= $3
+                 WHERE balances.balance <= $3 - excluded.balance
              RETURNING balance",
         )
         .bind(user.get())
@@ -154,21 +156,26 @@ impl BalanceStore for SqliteConnection {
         amount: Won,
         order: OrderId,
         now: DateTime<Utc>,
-    ) -> Result<Won, StoreError> {
-        let balance: i64 = sqlx::query_scalar(
+    ) -> Result<Option<Won>, StoreError> {
+        let balance: Option<i64> = sqlx::query_scalar(
             "INSERT INTO balances (user_id, balance, updated_at) VALUES ($1, $2, $3)
              ON CONFLICT (user_id) DO UPDATE
                  SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
+                 WHERE balances.balance <= $4 - excluded.balance
              RETURNING balance",
         )
         .bind(user.get())
         .bind(amount.get())
         .bind(micros(now))
-        .fetch_one(&mut *self)
+        .bind(i64::MAX)
+        .fetch_optional(&mut *self)
         .await?;
+        let Some(balance) = balance else {
+            return Ok(None);
+        };
         let kind = EntryKind::Refund;
         append_history(self, user, kind, amount, balance, Some(order), now).await?;
-        Ok(Won(balance))
+        Ok(Some(Won(balance)))
     }
 
     async fn history(
