@@ -132,6 +132,9 @@ pub struct SettingsArgs {
     /// JetStream stream and subject prefix for order events.
     #[arg(long, env = "COMMERCE_NATS_STREAM", default_value = "COMMERCE")]
     pub nats_stream: String,
+    /// Copies JetStream keeps of the stream when it creates it (a cluster of 3 takes 3).
+    #[arg(long, env = "COMMERCE_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
 }
 
 /// Timeouts and limits at the HTTP edge.
@@ -223,6 +226,7 @@ pub struct Settings {
     pub product_cache_ttl: Duration,
     pub nats_url: Option<String>,
     pub nats_stream: String,
+    pub nats_replicas: u8,
 }
 
 impl Default for Settings {
@@ -242,6 +246,7 @@ impl Default for Settings {
             product_cache_ttl: Duration::from_secs(1),
             nats_url: None,
             nats_stream: "COMMERCE".to_owned(),
+            nats_replicas: 1,
         }
     }
 }
@@ -264,6 +269,7 @@ impl From<SettingsArgs> for Settings {
             product_cache_ttl: args.product_cache_ttl,
             nats_url: args.nats_url,
             nats_stream: args.nats_stream,
+            nats_replicas: args.nats_replicas,
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 pub struct JetStream {
     context: jetstream::Context,
     stream: String,
+    replicas: u8,
     /// Whether the stream is known to exist. A NATS server restarted without its store has
     /// lost it, so this is cleared on every reconnection and whenever a publish finds no stream.
     exists: Arc<AtomicBool>,
@@ -20,8 +21,10 @@ pub struct JetStream {
 
 impl JetStream {
     /// Connects without waiting for the server: while NATS is down, publishes fail and events
-    /// wait in the outbox; the client reconnects by itself.
-    pub async fn connect(url: &str, stream: &str) -> anyhow::Result<JetStream> {
+    /// wait in the outbox; the client reconnects by itself. `url` may list several servers of
+    /// a cluster, comma-separated (the client also learns the others from the one it reaches);
+    /// a stream it creates keeps `replicas` copies.
+    pub async fn connect(url: &str, stream: &str, replicas: u8) -> anyhow::Result<JetStream> {
         let exists = Arc::new(AtomicBool::new(false));
         let (connected, connections) = watch::channel(0);
         let on_event = {
@@ -40,11 +43,12 @@ impl JetStream {
                 Duration::from_millis((attempts as u64 * 100).min(1000))
             })
             .event_callback(on_event)
-            .connect(url)
+            .connect(servers(url)?)
             .await?;
         Ok(JetStream {
             context: jetstream::new(client),
             stream: stream.to_owned(),
+            replicas,
             exists,
             connections,
         })
@@ -67,6 +71,7 @@ impl JetStream {
             subjects: vec![format!("{}.>", self.stream)],
             duplicate_window: Duration::from_secs(120),
             max_age: Duration::from_secs(24 * 60 * 60),
+            num_replicas: usize::from(self.replicas),
             ..Default::default()
         };
         let stream = self
@@ -99,5 +104,26 @@ impl JetStream {
         if connections.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+/// The servers of a comma-separated list (the client takes a list, not a string of several).
+fn servers(url: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+    url.split(',')
+        .map(|one| {
+            one.trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("NATS server `{one}`: {e}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cluster_is_a_comma_separated_list() {
+        let servers = super::servers("nats://127.0.0.1:4222, nats://127.0.0.1:4223").unwrap();
+        assert_eq!(servers.len(), 2);
+        assert!(super::servers("nats://127.0.0.1:4222,nats://x:y").is_err());
     }
 }

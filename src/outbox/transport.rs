@@ -39,7 +39,7 @@ impl Transport {
         Ok(match &settings.nats_url {
             None => Transport::InProcess,
             Some(url) => Transport::JetStream(Box::new(
-                JetStream::connect(url, &settings.nats_stream).await?,
+                JetStream::connect(url, &settings.nats_stream, settings.nats_replicas).await?,
             )),
         })
     }

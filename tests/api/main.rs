@@ -13,6 +13,7 @@ mod group_commit;
 mod idempotency;
 mod migrations;
 mod money_limits;
+mod nats_cluster;
 mod ops;
 mod orders;
 mod own_postgres;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub const SHARED_NATS: &str = "127.0.0.1:4222";
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
+pub const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
 /// `on_both_backends!` for tests that need NATS. A twin of the harness's macro because that
 /// one cannot take the `ignore` attribute.
