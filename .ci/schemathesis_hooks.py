@@ -30,9 +30,9 @@ KEY_REUSE = {
     "POST /api/v1/admin/orders/{id}/cancel",
 }
 
-# The first request stored with each key, by (Authorization, Idempotency-Key): the server keeps
-# one request per user and key, and refuses the key with any other.
-STORED = {}
+# Every distinct request sent with each key, by (Authorization, Idempotency-Key): the server
+# keeps one request per user and key, and refuses the key with any other.
+SENT = {}
 
 
 def _problem(response):
@@ -60,13 +60,18 @@ def _request_of(request):
     return (request.method, url.path, url.query, body)
 
 
+def _reused_with_another_request(response):
+    """Whether a request other than this one was sent with its key before it."""
+    key = _key_of(response.request)
+    this = _request_of(response.request)
+    return any(earlier != this for earlier in SENT.get(key, ()))
+
+
 @schemathesis.hook
 def after_call(ctx, case, response):
     key = _key_of(response.request)
-    # Only a request that got past validation is stored with its key: its outcome (2xx) or a
-    # business refusal (404, 409); a request refused before that leaves the key unused.
-    if key is not None and (200 <= response.status_code < 300 or response.status_code in (404, 409)):
-        STORED.setdefault(key, _request_of(response.request))
+    if key is not None:
+        SENT.setdefault(key, []).append(_request_of(response.request))
 
 
 @schemathesis.hook
@@ -84,9 +89,8 @@ def filter_failure(ctx, failure, case, response):
     if operation in KEY_REUSE and response.status_code == 422:
         if problem.get("code") != "IDEMPOTENCY_KEY_REUSED":
             return True
-        # Right only if this key was stored with another request before.
-        first = STORED.get(_key_of(response.request))
-        return first is None or first == _request_of(response.request)
+        # Right only if this key went with another request before.
+        return not _reused_with_another_request(response)
     rule = RULES.get(operation)
     if rule is None:
         return True
