@@ -14,7 +14,7 @@ mod write_limit;
 
 pub use auth::{Admin, AuthUser, JwtKeys};
 pub use extract::{IdempotencyHeader, Json, PathId, Query};
-pub use metrics::recorder as metrics_recorder;
+pub use metrics::{builder as metrics_builder, recorder as metrics_recorder};
 pub use problem::{Problem, ProblemBody};
 pub use write_limit::{WriteLimiter, WriteQuota, WriteUser};
 

@@ -1,5 +1,6 @@
 use crate::coupons::{create_coupon, fixed_coupon, issued};
 use crate::harness::{concurrently, count_code, count_status, Backend, Response, TestApp};
+use crate::invariants::{assert_balances_match_history, assert_stock_adds_up};
 use crate::on_both_backends;
 use crate::platform::{buy, platform_app, popular, ranking};
 use axum::http::StatusCode;
@@ -49,21 +50,6 @@ async fn coupon_status(app: &TestApp, user: i64) -> Value {
         .clone()
 }
 
-/// Every stored balance equals its history: charges less payments plus refunds.
-async fn assert_balances_match_history(app: &TestApp) {
-    let mismatched = app
-        .scalar(
-            "SELECT COUNT(*) FROM balances b WHERE b.balance <> (
-                 SELECT CAST(COALESCE(SUM(CASE h.kind WHEN 'PAYMENT' THEN -h.amount ELSE h.amount END), 0) AS BIGINT)
-                 FROM balance_history h WHERE h.user_id = b.user_id)",
-        )
-        .await;
-    assert_eq!(
-        mismatched, 0,
-        "a balance differs from CHARGE - PAYMENT + REFUND"
-    );
-}
-
 fn at(instant: &str) -> DateTime<Utc> {
     instant.parse().unwrap()
 }
@@ -111,7 +97,7 @@ async fn a_cancel_restores_stock_coupon_and_balance(backend: Backend) {
     assert_eq!(history.body["items"][0]["amount"], 20_500);
     assert_eq!(history.body["items"][0]["balance_after"], 50_000);
     assert_eq!(history.body["items"][0]["order_id"], id);
-    assert_balances_match_history(&app).await;
+    assert_balances_match_history(app.raw()).await;
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM outbox WHERE topic = 'order.cancelled'")
             .await,
@@ -144,7 +130,7 @@ async fn twenty_concurrent_cancels_refund_once(backend: Backend) {
             .await,
         1
     );
-    assert_balances_match_history(&app).await;
+    assert_balances_match_history(app.raw()).await;
 }
 
 /// Cancels hand units back while new orders take them: stock + units sold stays constant and
@@ -192,19 +178,9 @@ async fn cancels_racing_new_orders_never_oversell(backend: Backend) {
         count_status(&answers, StatusCode::CREATED) + count_code(&answers, "OUT_OF_STOCK"),
         60
     );
-    let sold = app
-        .scalar(&format!(
-            "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM order_items i
-             JOIN orders o ON o.id = i.order_id WHERE o.status = 'PAID' AND i.product_id = {hot}"
-        ))
-        .await;
-    assert_eq!(sold, won);
-    assert_eq!(
-        stock(&app, hot).await + sold,
-        60,
-        "stock + sold is constant"
-    );
-    assert_balances_match_history(&app).await;
+    assert_eq!(stock(&app, hot).await, 60 - won);
+    assert_stock_adds_up(app.raw(), &[(hot, 60)]).await;
+    assert_balances_match_history(app.raw()).await;
 }
 
 async fn an_expired_coupon_stays_expired_and_a_live_one_is_usable_once_more(backend: Backend) {
@@ -352,7 +328,7 @@ async fn a_refund_may_pass_the_maximum_balance(backend: Backend) {
     app.charge(7, 30_000).await;
     assert_eq!(cancel(&app, 7, id).await.status, StatusCode::OK);
     assert_eq!(app.balance(7).await, 130_000);
-    assert_balances_match_history(&app).await;
+    assert_balances_match_history(app.raw()).await;
 }
 
 async fn a_free_order_is_cancelled_without_a_refund_row(backend: Backend) {

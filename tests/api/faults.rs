@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::harness::{concurrently, Backend, Response, TestApp};
+use crate::invariants::{assert_all_stored, assert_balances_match_history, assert_stock_adds_up};
 
 /// A small tmpfs of its own, unmounted on drop: a disk that really fills up.
 struct SmallDisk {
@@ -165,6 +166,8 @@ async fn sqlite_a_full_disk_answers_503_and_confirms_only_what_it_stored() {
             .await,
         5 + charged
     );
+    assert_balances_match_history(app.raw()).await;
+    assert_stock_adds_up(app.raw(), &[(product, 1_000)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -188,6 +191,7 @@ async fn postgres_backends_killed_mid_load_lose_nothing_and_recover() {
         let (token, product) = (app.token(user), products[user as usize % products.len()]);
         async move {
             let mut answers = Vec::new();
+            let mut cancels = Vec::new();
             while tokio::time::Instant::now() < deadline {
                 let order = json!({"items": [{"product_id": product, "quantity": 1}]});
                 let charge = json!({"amount": 100});
@@ -200,8 +204,20 @@ async fn postgres_backends_killed_mid_load_lose_nothing_and_recover() {
                 for call in calls {
                     answers.push(call.send().await);
                 }
+                // Every other paid order is cancelled: refunds and returned units under the
+                // fault too.
+                let placed = &answers[answers.len() - 2];
+                if placed.status == StatusCode::CREATED && answers.len() % 4 == 0 {
+                    let id = placed.body["id"].as_i64().expect("order id");
+                    let cancel = app
+                        .post(&format!("/api/v1/orders/{id}/cancel"))
+                        .token(&token)
+                        .send()
+                        .await;
+                    cancels.push((id, cancel));
+                }
             }
-            answers
+            (answers, cancels)
         }
     });
     let killer = async {
@@ -217,17 +233,29 @@ async fn postgres_backends_killed_mid_load_lose_nothing_and_recover() {
         }
         killed
     };
-    let (answers, killed) = tokio::join!(futures::future::join_all(load), killer);
+    let (load, killed) = tokio::join!(futures::future::join_all(load), killer);
+    let (answers, cancels): (Vec<_>, Vec<_>) = load.into_iter().unzip();
     let answers: Vec<Response> = answers.into_iter().flatten().collect();
+    let cancels: Vec<(i64, Response)> = cancels.into_iter().flatten().collect();
     assert!(killed > 0, "no backend was terminated");
 
-    let mut paid_orders = Vec::new();
+    let (mut paid_orders, mut charges) = (Vec::new(), Vec::new());
     for answer in &answers {
-        if stored_or_unavailable(answer) && answer.status == StatusCode::CREATED {
-            paid_orders.push(answer.body["id"].as_i64().expect("order id"));
+        if stored_or_unavailable(answer) {
+            match answer.status {
+                StatusCode::CREATED => {
+                    paid_orders.push(answer.body["id"].as_i64().expect("order id"))
+                }
+                _ => charges.push(answer.body["history_id"].as_i64().expect("history id")),
+            }
         }
     }
-    assert!(!paid_orders.is_empty());
+    let cancelled: Vec<i64> = cancels
+        .iter()
+        .filter(|(_, answer)| stored_or_unavailable(answer))
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(!paid_orders.is_empty() && !cancelled.is_empty());
     assert_eq!(
         ready_status(app).await,
         StatusCode::OK,
@@ -241,30 +269,30 @@ async fn postgres_backends_killed_mid_load_lose_nothing_and_recover() {
     .await;
     assert!(after.iter().all(|r| r.status == StatusCode::OK));
 
-    // Every confirmed order is stored; money and stock add up for everyone.
-    let ids: Vec<String> = paid_orders.iter().map(i64::to_string).collect();
-    let stored = app
-        .scalar(&format!(
-            "SELECT COUNT(*) FROM orders WHERE id IN ({})",
-            ids.join(", ")
-        ))
-        .await;
-    assert_eq!(stored, paid_orders.len() as i64);
-    assert_eq!(
-        app.scalar(
-            "SELECT COUNT(*) FROM balances b WHERE b.balance <> (
-                 SELECT COALESCE(SUM(CASE h.kind WHEN 'CHARGE' THEN h.amount ELSE -h.amount END), 0)
-                 FROM balance_history h WHERE h.user_id = b.user_id)"
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        app.scalar(
-            "SELECT ((SELECT SUM(stock) FROM products)
-                  + (SELECT COALESCE(SUM(quantity), 0) FROM order_items))::BIGINT"
-        )
-        .await,
-        4 * 10_000
-    );
+    // Every confirmed write is stored; money and stock add up for everyone.
+    let raw = app.raw();
+    assert_all_stored(
+        raw,
+        "orders",
+        "SELECT COUNT(*) FROM orders WHERE id IN",
+        &paid_orders,
+    )
+    .await;
+    assert_all_stored(
+        raw,
+        "cancels",
+        "SELECT COUNT(*) FROM orders WHERE status = 'CANCELLED' AND id IN",
+        &cancelled,
+    )
+    .await;
+    assert_all_stored(
+        raw,
+        "charges",
+        "SELECT COUNT(*) FROM balance_history WHERE kind = 'CHARGE' AND id IN",
+        &charges,
+    )
+    .await;
+    assert_balances_match_history(raw).await;
+    let initial: Vec<(i64, i64)> = products.iter().map(|&p| (p, 10_000)).collect();
+    assert_stock_adds_up(raw, &initial).await;
 }

@@ -12,38 +12,84 @@ use commerce::ids::UserId;
 pub use commerce::store::Backend;
 use commerce::store::{Batching, Db};
 use http_body_util::BodyExt;
+use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 use serde_json::Value;
+use std::cell::RefCell;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
 pub const SECRET: &str = "test-secret-of-thirty-two-bytes!";
 
-/// Runs each named `async fn(Backend)` as two tests, `sqlite::name` and `postgres::name`.
-/// PostgreSQL tests fail when the server is unreachable, unless `COMMERCE_TEST_SKIP_POSTGRES=1`
-/// says to skip them.
+/// Runs each named `async fn(Backend)` as two tests, `sqlite::name` and `postgres::name`, each
+/// on a runtime of its own (see [`run`]). PostgreSQL tests fail when the server is unreachable,
+/// unless `COMMERCE_TEST_SKIP_POSTGRES=1` says to skip them.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name($crate::harness::Backend::Sqlite).await
+                #[test]
+                fn $name() {
+                    $crate::harness::run(super::$name($crate::harness::Backend::Sqlite))
                 }
             )*
         }
         mod postgres {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    if $crate::harness::postgres_available().await {
-                        super::$name($crate::harness::Backend::Postgres).await
-                    }
+                #[test]
+                fn $name() {
+                    $crate::harness::run(async {
+                        if $crate::harness::postgres_available().await {
+                            super::$name($crate::harness::Backend::Postgres).await
+                        }
+                    })
                 }
             )*
         }
     };
+}
+
+thread_local! {
+    /// The metrics of the test whose runtime owns this thread.
+    static TEST_METRICS: RefCell<Option<PrometheusHandle>> = const { RefCell::new(None) };
+}
+
+/// Runs a test as `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` would, with a
+/// Prometheus recorder of its own on every thread of its runtime, which its servers serve on
+/// /metrics. The `metrics` facade has one global recorder per process, shared by every test
+/// running at the same time; this way a metric assertion sees only what its own test caused.
+pub fn run(test: impl Future<Output = ()>) {
+    // Leaked, so that no thread's pointer to it can outlive it.
+    let recorder: &'static PrometheusRecorder =
+        Box::leak(Box::new(commerce::http::metrics_builder().build_recorder()));
+    let handle = recorder.handle();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .on_thread_start(move || {
+            // The thread ends with the runtime; the recorder outlives it.
+            std::mem::forget(metrics::set_default_local_recorder(recorder));
+            TEST_METRICS.set(Some(handle.clone()));
+        })
+        .build()
+        .expect("runtime");
+    // This thread polls the test's own future.
+    let _local = metrics::set_default_local_recorder(recorder);
+    TEST_METRICS.set(Some(recorder.handle()));
+    runtime.block_on(test);
+    TEST_METRICS.set(None);
+}
+
+/// The state as the test's servers run it: serving the test's own recorder, if it has one.
+fn with_test_metrics(state: Arc<AppState>) -> Arc<AppState> {
+    let Some(handle) = TEST_METRICS.with_borrow(Clone::clone) else {
+        return state;
+    };
+    let mut state = Arc::into_inner(state).expect("a new state is not shared yet");
+    state.metrics = handle;
+    Arc::new(state)
 }
 
 pub fn postgres_admin_url() -> String {
@@ -160,7 +206,7 @@ async fn instance_batching(
         .await
         .expect("connect");
     pool.migrate().await.expect("migrate");
-    AppState::new(pool, settings, SECRET, clock)
+    with_test_metrics(AppState::new(pool, settings, SECRET, clock))
 }
 
 /// The documented defaults, but for the per-user write limit: most tests fire far more writes
@@ -411,6 +457,20 @@ impl TestApp {
             .await;
         assert_eq!(response.status, StatusCode::OK);
         response.body["balance"].as_i64().unwrap()
+    }
+
+    /// A sample of this test's metrics as /metrics serves it, by name and labels as written
+    /// there (`orders_failed_total{reason="OUT_OF_STOCK"}`); 0 when there is none.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.get("/metrics").send().await.text;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// The test's own pool on the app's database.
+    pub fn raw(&self) -> &Raw {
+        &self.raw
     }
 
     /// One number from the database, for checking stored state after a test.

@@ -11,6 +11,7 @@ mod errors;
 mod faults;
 mod group_commit;
 mod idempotency;
+mod invariants;
 mod migrations;
 mod money_limits;
 mod nats_cluster;

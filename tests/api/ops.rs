@@ -24,10 +24,12 @@ async fn metrics_count_requests_by_route_and_status(backend: Backend) {
     let metrics = app.get("/metrics").send().await;
     assert_eq!(metrics.status, StatusCode::OK);
     let text = metrics.text;
-    assert!(
-        text.contains(
+    assert_eq!(
+        app.metric(
             "http_requests_total{method=\"GET\",route=\"/api/v1/products/{id}\",status=\"404\"}"
-        ),
+        )
+        .await,
+        1.0,
         "{text}"
     );
     assert!(

@@ -180,11 +180,7 @@ async fn an_unreadable_event_does_not_hold_back_the_ones_after_it(backend: Backe
     buy(&app, 1, a, 2).await;
     assert_eq!(app.deliver_events().await, 2);
     assert_eq!(ranking(&popular(&app).await), vec![(a, 2)]);
-    let metrics = app.get("/metrics").send().await.text;
-    assert!(
-        metrics.contains("platform_events_rejected_total"),
-        "{metrics}"
-    );
+    assert_eq!(app.metric("platform_events_rejected_total").await, 1.0);
 }
 
 async fn an_event_committed_before_a_crash_is_delivered_after_restart(backend: Backend) {
@@ -217,8 +213,11 @@ async fn the_relay_delivers_soon_after_commit(backend: Backend) {
         shutdown.clone(),
     ));
     buy(&app, 1, a, 3).await;
+    // Delivered by the running relay, not by the test: woken by the commit, or by its 250 ms
+    // poll at the latest. The bound only rules out "never", with room for a loaded machine.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut seen = vec![];
-    for _ in 0..100 {
+    while tokio::time::Instant::now() < deadline {
         seen = ranking(&popular(&app).await);
         if !seen.is_empty() {
             break;

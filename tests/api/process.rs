@@ -1,6 +1,7 @@
 //! Tests of the real binary: crash safety under load, clean shutdown, demo mode.
 
 use crate::harness::{Backend, Raw, TestDb, SECRET};
+use crate::invariants::{assert_all_stored, assert_balances_match_history, assert_stock_adds_up};
 use crate::on_both_backends;
 use commerce::ids::UserId;
 use rand::Rng;
@@ -97,6 +98,15 @@ async fn post(
 const USERS: i64 = 40;
 const INITIAL_STOCK: i64 = 300;
 
+/// The ids of the writes a server answered 2xx.
+#[derive(Default)]
+struct Confirmed {
+    orders: Vec<i64>,
+    cancels: Vec<i64>,
+    charges: Vec<i64>,
+    issues: Vec<i64>,
+}
+
 async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
     let db = TestDb::create(backend).await;
     let mut server = Server::start(&db.url).await;
@@ -138,17 +148,17 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
         assert_eq!(charged.unwrap().0, 200);
     }
 
-    // Load from many tasks; the server is killed while it runs.
+    // Load from many tasks; the server is killed while it runs. Every write answered 2xx is
+    // recorded, to be found after the restart.
     let stop = Arc::new(AtomicBool::new(false));
     let held: Arc<Mutex<Vec<(i64, i64)>>> = Arc::default();
     let placed: Arc<Mutex<Vec<(i64, i64)>>> = Arc::default();
-    let successes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let cancels = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let confirmed: Arc<Mutex<Confirmed>> = Arc::default();
     let workers: Vec<_> = (0..48)
         .map(|_| {
-            let (client, base, stop, held, placed, successes, cancels, products) = (
+            let (client, base, stop, held, placed, confirmed, products) = (
                 client.clone(), server.base.clone(), stop.clone(), held.clone(), placed.clone(),
-                successes.clone(), cancels.clone(), products.clone(),
+                confirmed.clone(), products.clone(),
             );
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
@@ -156,52 +166,67 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
                         let mut rng = rand::rng();
                         (rng.random_range(1..=USERS), rng.random_range(0..10), products[rng.random_range(0..3)], rng.random_range(1..=3))
                     };
-                    let outcome = match op {
+                    match op {
                         0..=4 => {
                             let coupon_of_user = held.lock().unwrap().iter().find(|(u, _)| *u == user).map(|(_, c)| *c);
                             let body = json!({"items": [{"product_id": product, "quantity": quantity}], "user_coupon_id": coupon_of_user});
-                            let ordered = post(&client, format!("{base}/api/v1/orders"), &token(user, false), body).await;
-                            if let Some((201, order)) = &ordered {
-                                placed.lock().unwrap().push((user, order["id"].as_i64().unwrap()));
+                            if let Some((201, order)) = post(&client, format!("{base}/api/v1/orders"), &token(user, false), body).await {
+                                let id = order["id"].as_i64().unwrap();
+                                placed.lock().unwrap().push((user, id));
+                                confirmed.lock().unwrap().orders.push(id);
                             }
-                            ordered
                         }
                         5 => {
                             let order = placed.lock().unwrap().pop();
                             let Some((owner, order)) = order else { continue };
                             let cancelled = post(&client, format!("{base}/api/v1/orders/{order}/cancel"), &token(owner, false), json!({})).await;
-                            if matches!(cancelled, Some((200, _))) {
-                                cancels.fetch_add(1, Ordering::Relaxed);
+                            if let Some((200, _)) = cancelled {
+                                confirmed.lock().unwrap().cancels.push(order);
                             }
-                            cancelled
                         }
-                        6..=7 => post(&client, format!("{base}/api/v1/me/balance/charges"), &token(user, false), json!({"amount": 1000})).await,
+                        6..=7 => {
+                            let charged = post(&client, format!("{base}/api/v1/me/balance/charges"), &token(user, false), json!({"amount": 1000})).await;
+                            if let Some((200, receipt)) = charged {
+                                confirmed.lock().unwrap().charges.push(receipt["history_id"].as_i64().unwrap());
+                            }
+                        }
                         _ => {
                             let issued = post(&client, format!("{base}/api/v1/coupons/{coupon}/issue"), &token(user, false), json!({})).await;
-                            if let Some((201, body)) = &issued {
-                                held.lock().unwrap().push((user, body["id"].as_i64().unwrap()));
+                            if let Some((201, body)) = issued {
+                                let id = body["id"].as_i64().unwrap();
+                                held.lock().unwrap().push((user, id));
+                                confirmed.lock().unwrap().issues.push(id);
                             }
-                            issued
                         }
-                    };
-                    if matches!(outcome, Some((200 | 201, _))) {
-                        successes.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Killed once the load is well under way, however long a loaded machine takes to get there.
+    let under_way = async {
+        loop {
+            {
+                let confirmed = confirmed.lock().unwrap();
+                if confirmed.orders.len() + confirmed.charges.len() >= 150
+                    && !confirmed.cancels.is_empty()
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), under_way)
+        .await
+        .expect("the load did not get going");
     server.child.start_kill().expect("SIGKILL");
     server.child.wait().await.unwrap();
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
         worker.await.unwrap();
     }
-    assert!(
-        successes.load(Ordering::Relaxed) > 50 && cancels.load(Ordering::Relaxed) > 0,
-        "the load did not get going before the kill"
-    );
+    let confirmed = std::mem::take(&mut *confirmed.lock().unwrap());
 
     let server = Server::start(&db.url).await;
     let pool = Raw::connect(&db.url).await;
@@ -209,30 +234,35 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
         let pool = pool.clone();
         async move { pool.scalar(sql).await }
     };
-    assert!(count("SELECT COUNT(*) FROM orders").await > 0);
-    assert!(count("SELECT COUNT(*) FROM orders WHERE status = 'CANCELLED'").await > 0);
-    // stock + sold in orders still paid = initial, for every product
-    let oversold = count(
-        "SELECT COUNT(*) FROM products p WHERE p.stock < 0 OR p.stock + COALESCE(
-             (SELECT CAST(SUM(i.quantity) AS BIGINT) FROM order_items i JOIN orders o ON o.id = i.order_id
-              WHERE i.product_id = p.id AND o.status = 'PAID'), 0) <> 300",
-    );
-    assert_eq!(
-        oversold.await,
-        0,
-        "stock + sold must equal the initial stock"
-    );
-    // balance = charges - payments + refunds, for every user; one refund per cancelled order
-    let off = count(
-        "SELECT COUNT(*) FROM balances b WHERE b.balance <> (
-             SELECT COALESCE(CAST(SUM(CASE WHEN h.kind = 'PAYMENT' THEN -h.amount ELSE h.amount END) AS BIGINT), 0)
-             FROM balance_history h WHERE h.user_id = b.user_id)",
-    );
-    assert_eq!(
-        off.await,
-        0,
-        "balance must equal charges - payments + refunds"
-    );
+    // Every write answered 2xx before the kill is stored.
+    for (what, query, ids) in [
+        (
+            "orders",
+            "SELECT COUNT(*) FROM orders WHERE id IN",
+            &confirmed.orders,
+        ),
+        (
+            "cancels",
+            "SELECT COUNT(*) FROM orders WHERE status = 'CANCELLED' AND id IN",
+            &confirmed.cancels,
+        ),
+        (
+            "charges",
+            "SELECT COUNT(*) FROM balance_history WHERE kind = 'CHARGE' AND id IN",
+            &confirmed.charges,
+        ),
+        (
+            "coupon issues",
+            "SELECT COUNT(*) FROM user_coupons WHERE id IN",
+            &confirmed.issues,
+        ),
+    ] {
+        assert_all_stored(&pool, what, query, ids).await;
+    }
+    let initial: Vec<(i64, i64)> = products.iter().map(|&p| (p, INITIAL_STOCK)).collect();
+    assert_stock_adds_up(&pool, &initial).await;
+    assert_balances_match_history(&pool).await;
+    // one refund per cancelled order
     let unrefunded = count(
         "SELECT COUNT(*) FROM orders o WHERE o.status = 'CANCELLED' AND o.paid_amount > 0
              AND NOT EXISTS (SELECT 1 FROM balance_history h
@@ -514,8 +544,10 @@ async fn slow_and_idle_connections_are_cut_off(backend: Backend) {
     );
     stalled.write_all(head.as_bytes()).await.unwrap();
 
+    // The server cuts at 1 s; a connection it never cuts stays open forever. A bound well
+    // above the timeout tells the two apart without timing a loaded machine to the second.
     let started = std::time::Instant::now();
-    let limit = Duration::from_secs(4);
+    let limit = Duration::from_secs(15);
     for stream in &mut partial {
         assert!(
             closed_within(stream, limit).await.is_some(),
@@ -548,28 +580,31 @@ async fn slow_and_idle_connections_are_cut_off(backend: Backend) {
 /// 1,100 idle sockets against a file limit of 1,024: the server caps its connections below the
 /// limit, cuts the idle ones at the header timeout, and answers a newcomer right after.
 async fn idle_sockets_cannot_keep_the_server_from_answering(backend: Backend) {
+    // This process holds the 1,100 client ends (twice while both backends' twins run, besides
+    // every other test's files): it raises its own limit as the server does.
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    assert!(
+        nofile >= 4096,
+        "the test needs room for its sockets; the open-file limit is {nofile}"
+    );
     let db = TestDb::create(backend).await;
     let server = edge_server(&db.url, Some(1024)).await;
     let mut idle = Vec::new();
     for _ in 0..1100 {
         idle.push(TcpStream::connect(server.addr()).await.unwrap());
     }
+    // The header timeout is 1 s: a server that stopped accepting would not answer at all, so a
+    // generous bound tells it apart without timing a loaded machine to the second.
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    let started = std::time::Instant::now();
     let live = client
         .get(format!("{}/health/live", server.base))
         .send()
         .await
         .expect("/health/live answers once the idle connections are cut");
     assert_eq!(live.status(), 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
     drop(idle);
     let again = client
         .get(format!("{}/health/ready", server.base))
