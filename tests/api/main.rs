@@ -12,6 +12,7 @@ mod faults;
 mod group_commit;
 mod idempotency;
 mod migrations;
+mod openapi_clients;
 mod ops;
 mod orders;
 mod own_postgres;
