@@ -72,13 +72,6 @@ pub fn name() -> Object {
     name_builder().build()
 }
 
-/// A name that may also be `null` (meaning: unchanged).
-pub fn name_or_null() -> Object {
-    name_builder()
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .build()
-}
-
 fn name_builder() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)

@@ -1,6 +1,8 @@
 //! Cursor pagination: `{"items": [...], "next_cursor": "..." | null}`.
 
 use serde::Serialize;
+use utoipa::openapi::schema::{Array, ArrayBuilder};
+use utoipa::openapi::Ref;
 use utoipa::ToSchema;
 
 pub const DEFAULT_LIMIT: i64 = 20;
@@ -22,9 +24,19 @@ impl PageRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
+    #[schema(schema_with = items::<T>)]
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
+}
+
+/// The items refer to their own schema: utoipa would inline it into every page otherwise, and
+/// clients generated from the document would get a copy of the item type per page.
+fn items<T: ToSchema>() -> Array {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(T::name()))
+        .build()
 }
 
 impl<T> Page<T> {

@@ -134,6 +134,6 @@ impl Worker for OrderWorker {
 fn refused(problem: Problem) -> Answer {
     Answer {
         status: problem.status.as_u16(),
-        code: Some(problem.code.to_owned()),
+        code: Some(problem.code.as_str().to_owned()),
     }
 }

@@ -12,8 +12,8 @@ use crate::app::AppState;
 use crate::bounds;
 use crate::http::answer::{render, respond};
 use crate::http::extract::{IdempotencyKeyParam, PageParams};
-use crate::http::responses::{BodyFaults, RateLimited, Unauthorized, Unavailable};
-use crate::http::{AuthUser, IdempotencyHeader, Json, ProblemBody, WriteUser};
+use crate::http::responses::{problems, BodyFaults, BAD_PAGE};
+use crate::http::{AuthUser, IdempotencyHeader, Json, WriteUser};
 use crate::page::{Page, PageRequest};
 
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
@@ -23,9 +23,14 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(history))
 }
 
+problems!(GetBalanceProblems {
+    Unauthorized,
+    Unavailable
+});
+
 /// The caller's balance (0 for a user who never charged).
 #[utoipa::path(get, path = "/me/balance", tag = "balance", security(("bearer" = [])),
-    responses((status = 200, body = BalanceView), Unauthorized, Unavailable))]
+    responses((status = 200, body = BalanceView), GetBalanceProblems))]
 async fn get_balance(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
@@ -66,19 +71,25 @@ pub fn document_max_charge(openapi: &mut utoipa::openapi::OpenApi, max_charge: i
     panic!("ChargeRequest.amount is not in the OpenAPI document");
 }
 
+problems!(ChargeProblems {
+    InvalidAmount,
+    ValidationFailed: "a malformed body or header",
+    Unauthorized,
+    RateLimited,
+    BalanceLimitExceeded,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    Unavailable,
+});
+
 /// Charge the caller's balance. Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/me/balance/charges", tag = "balance", security(("bearer" = [])),
     params(IdempotencyKeyParam),
     request_body = ChargeRequest,
     responses(
         (status = 200, body = ChargeReceipt),
-        (status = 400, description = "INVALID_AMOUNT (out of range) or VALIDATION_FAILED (malformed body or header)", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        RateLimited,
-        (status = 409, description = "BALANCE_LIMIT_EXCEEDED", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used with another body", body = ProblemBody, content_type = "application/problem+json"),
+        ChargeProblems,
         BodyFaults,
-        Unavailable,
     ))]
 async fn charge(
     State(app): State<Arc<AppState>>,
@@ -103,14 +114,18 @@ async fn charge(
     respond(StatusCode::OK, outcome)
 }
 
+problems!(HistoryProblems {
+    ValidationFailed: BAD_PAGE,
+    Unauthorized,
+    Unavailable,
+});
+
 /// The caller's balance history, newest first.
 #[utoipa::path(get, path = "/me/balance/history", tag = "balance", security(("bearer" = [])),
     params(PageParams),
     responses(
         (status = 200, body = Page<HistoryEntry>),
-        (status = 400, description = "VALIDATION_FAILED: a bad `limit` or `cursor`", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        Unavailable,
+        HistoryProblems,
     ))]
 async fn history(
     State(app): State<Arc<AppState>>,

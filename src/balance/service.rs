@@ -68,6 +68,8 @@ pub struct HistoryEntry {
     pub kind: EntryKind,
     pub amount: i64,
     pub balance_after: i64,
+    /// The order paid or refunded; null for a charge.
+    #[schema(required = true)]
     pub order_id: Option<i64>,
     pub created_at: DateTime<Utc>,
 }

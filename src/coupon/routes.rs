@@ -1,6 +1,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
+use std::borrow::Cow;
 use std::sync::Arc;
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::schema::{AllOfBuilder, Discriminator, OneOfBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -8,8 +13,8 @@ use super::service::{self, Coupon, DiscountType, NewCoupon, UserCoupon, MAX_AMOU
 use crate::app::AppState;
 use crate::bounds;
 use crate::http::extract::{IdParam, PageParams};
-use crate::http::responses::{BodyFaults, Forbidden, RateLimited, Unauthorized, Unavailable};
-use crate::http::{Admin, AuthUser, Json, PathId, Problem, ProblemBody, WriteUser};
+use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
+use crate::http::{Admin, AuthUser, Json, PathId, Problem, WriteUser};
 use crate::ids::CouponId;
 use crate::page::{Page, PageRequest};
 
@@ -22,13 +27,17 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(create_coupon))
 }
 
+problems!(IssuableCouponsProblems {
+    ValidationFailed: BAD_PAGE,
+    Unavailable,
+});
+
 /// The coupons that can be issued now (issue window open, some remaining), by id.
 #[utoipa::path(get, path = "/coupons", tag = "coupons",
     params(PageParams),
     responses(
         (status = 200, body = Page<Coupon>),
-        (status = 400, description = "VALIDATION_FAILED: a bad `limit` or `cursor`", body = ProblemBody, content_type = "application/problem+json"),
-        Unavailable,
+        IssuableCouponsProblems,
     ))]
 async fn issuable_coupons(
     State(app): State<Arc<AppState>>,
@@ -39,14 +48,18 @@ async fn issuable_coupons(
     ))
 }
 
+problems!(GetCouponProblems {
+    ValidationFailed: BAD_ID,
+    CouponNotFound,
+    Unavailable,
+});
+
 /// A coupon campaign with its remaining quantity.
 #[utoipa::path(get, path = "/coupons/{id}", tag = "coupons",
     params(IdParam),
     responses(
         (status = 200, body = Coupon),
-        (status = 400, description = "VALIDATION_FAILED: the id is not a positive 64-bit integer", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "COUPON_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
-        Unavailable,
+        GetCouponProblems,
     ))]
 async fn get_coupon(
     State(app): State<Arc<AppState>>,
@@ -55,17 +68,23 @@ async fn get_coupon(
     Ok(Json(service::get(&app.db, id).await?))
 }
 
+problems!(IssueCouponProblems {
+    ValidationFailed: BAD_ID,
+    Unauthorized,
+    RateLimited,
+    CouponNotFound,
+    CouponSoldOut,
+    CouponAlreadyIssued,
+    CouponNotIssuable,
+    Unavailable,
+});
+
 /// Issue one coupon to the caller, first come, first served (one per user).
 #[utoipa::path(post, path = "/coupons/{id}/issue", tag = "coupons", security(("bearer" = [])),
     params(IdParam),
     responses(
         (status = 201, body = UserCoupon),
-        (status = 400, description = "VALIDATION_FAILED: the id is not a positive 64-bit integer", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        RateLimited,
-        (status = 404, description = "COUPON_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "COUPON_SOLD_OUT, COUPON_ALREADY_ISSUED or COUPON_NOT_ISSUABLE", body = ProblemBody, content_type = "application/problem+json"),
-        Unavailable,
+        IssueCouponProblems,
     ))]
 async fn issue_coupon(
     State(app): State<Arc<AppState>>,
@@ -78,14 +97,18 @@ async fn issue_coupon(
     ))
 }
 
+problems!(MyCouponsProblems {
+    ValidationFailed: BAD_PAGE,
+    Unauthorized,
+    Unavailable,
+});
+
 /// The caller's coupons, newest first, each AVAILABLE, USED or EXPIRED.
 #[utoipa::path(get, path = "/me/coupons", tag = "coupons", security(("bearer" = [])),
     params(PageParams),
     responses(
         (status = 200, body = Page<UserCoupon>),
-        (status = 400, description = "VALIDATION_FAILED: a bad `limit` or `cursor`", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        Unavailable,
+        MyCouponsProblems,
     ))]
 async fn my_coupons(
     State(app): State<Arc<AppState>>,
@@ -97,16 +120,21 @@ async fn my_coupons(
     ))
 }
 
+problems!(CreateCouponProblems {
+    ValidationFailed:
+        "a malformed body, a field out of its bounds, or issue_starts_at not before issue_ends_at",
+    Unauthorized,
+    Forbidden,
+    Unavailable,
+});
+
 /// Create a coupon campaign (admin).
 #[utoipa::path(post, path = "/admin/coupons", tag = "admin", security(("bearer" = [])),
     request_body = NewCouponBody,
     responses(
         (status = 201, body = Coupon),
-        (status = 400, description = "VALIDATION_FAILED: a malformed body, a field out of its bounds, or issue_starts_at not before issue_ends_at", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        Forbidden,
+        CreateCouponProblems,
         BodyFaults,
-        Unavailable,
     ))]
 async fn create_coupon(
     State(app): State<Arc<AppState>>,
@@ -119,72 +147,96 @@ async fn create_coupon(
     ))
 }
 
-/// `POST /admin/coupons`'s body as documented: `NewCoupon` once per discount type, because a
-/// RATE's `discount_value` is a percentage (JSON Schema cannot make one field's bounds depend on
-/// another's value any other way).
+/// `POST /admin/coupons`'s body as documented: one of `NewFixedCoupon` and `NewRateCoupon`,
+/// told apart by `discount_type`, because a RATE's `discount_value` is a percentage (JSON Schema
+/// cannot make one field's bounds depend on another's value any other way).
 struct NewCouponBody;
 
 impl utoipa::PartialSchema for NewCouponBody {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
-        use utoipa::openapi::RefOr;
-        let RefOr::T(Schema::Object(mut common)) = <NewCoupon as utoipa::PartialSchema>::schema()
-        else {
-            unreachable!("NewCoupon is an object")
-        };
-        // `schema_with` fields lose their doc comments; these are NewCoupon's.
-        for (field, about) in [
-            (
-                "name",
-                "1..=200 characters, not blank, no control characters.",
-            ),
-            ("total_quantity", "How many can be issued in all."),
-            (
-                "valid_days",
-                "An issued coupon expires this many days after issue.",
-            ),
-            (
-                "min_order_amount",
-                "Compared with the order total before discount (default 0).",
-            ),
-        ] {
-            if let Some(RefOr::T(Schema::Object(property))) = common.properties.get_mut(field) {
-                property.description = Some(about.to_owned());
-            }
-        }
-        let variant = |kind: DiscountType, value: utoipa::openapi::Object, about: &str| {
-            let mut object = common.clone();
-            let kind_schema = ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some([kind.as_str()]));
-            object
-                .properties
-                .insert("discount_type".into(), kind_schema.into());
-            let mut value = value;
-            value.description = Some(about.to_owned());
-            object
-                .properties
-                .insert("discount_value".into(), value.into());
-            object.title = Some(kind.as_str().to_owned());
-            Schema::Object(object)
-        };
-        OneOfBuilder::new()
-            .item(variant(
-                DiscountType::Fixed,
-                bounds::int::<1, MAX_AMOUNT>(),
-                "Won off the order total.",
-            ))
-            .item(variant(
-                DiscountType::Rate,
-                bounds::int::<1, MAX_RATE>(),
-                "Percent off the order total, rounded down.",
-            ))
+    fn schema() -> RefOr<Schema> {
+        let kinds = [DiscountType::Fixed, DiscountType::Rate];
+        let mapping = kinds.map(|kind| {
+            let target = Ref::from_schema_name(variant_name(kind)).ref_location;
+            (kind.as_str().to_owned(), target)
+        });
+        let mut discriminator = Discriminator::new("discount_type");
+        discriminator.mapping = mapping.into_iter().collect();
+        kinds
+            .into_iter()
+            .fold(OneOfBuilder::new(), |one_of, kind| {
+                one_of.item(Ref::from_schema_name(variant_name(kind)))
+            })
+            .discriminator(Some(discriminator))
             .into()
     }
 }
 
 impl utoipa::ToSchema for NewCouponBody {
-    fn name() -> std::borrow::Cow<'static, str> {
+    fn name() -> Cow<'static, str> {
         "NewCoupon".into()
     }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        for kind in [DiscountType::Fixed, DiscountType::Rate] {
+            schemas.push((variant_name(kind).to_owned(), variant(kind)));
+        }
+        schemas.push((DiscountType::name().into_owned(), DiscountType::schema()));
+    }
+}
+
+fn variant_name(kind: DiscountType) -> &'static str {
+    match kind {
+        DiscountType::Fixed => "NewFixedCoupon",
+        DiscountType::Rate => "NewRateCoupon",
+    }
+}
+
+/// `NewCoupon` for one discount type: its `discount_type` is that value of `DiscountType`, and
+/// its `discount_value` has that type's bounds.
+fn variant(kind: DiscountType) -> RefOr<Schema> {
+    let RefOr::T(Schema::Object(mut object)) = <NewCoupon as utoipa::PartialSchema>::schema()
+    else {
+        unreachable!("NewCoupon is an object")
+    };
+    // `schema_with` fields lose their doc comments; these are NewCoupon's.
+    for (field, about) in [
+        (
+            "name",
+            "1..=200 characters, not blank, no control characters.",
+        ),
+        ("total_quantity", "How many can be issued in all."),
+        (
+            "valid_days",
+            "An issued coupon expires this many days after issue.",
+        ),
+        (
+            "min_order_amount",
+            "Compared with the order total before discount (default 0).",
+        ),
+    ] {
+        if let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut(field) {
+            property.description = Some(about.to_owned());
+        }
+    }
+    // `DiscountType` narrowed to one value; utoipa has no `const`, and its extensions are
+    // written as given, so the keyword goes there.
+    let mut discount_type = AllOfBuilder::new()
+        .item(Ref::from_schema_name(DiscountType::name()))
+        .build();
+    discount_type.extensions = Some(Extensions::from_iter([("const", kind.as_str())]));
+    let (value, about) = match kind {
+        DiscountType::Fixed => (bounds::int::<1, MAX_AMOUNT>(), "Won off the order total."),
+        DiscountType::Rate => (
+            bounds::int::<1, MAX_RATE>(),
+            "Percent off the order total, rounded down.",
+        ),
+    };
+    object
+        .properties
+        .insert("discount_type".into(), Schema::AllOf(discount_type).into());
+    object.properties.insert(
+        "discount_value".into(),
+        bounds::described(value, about).into(),
+    );
+    Schema::Object(object).into()
 }

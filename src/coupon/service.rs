@@ -81,7 +81,11 @@ pub struct Coupon {
     pub total_quantity: i64,
     pub issued_quantity: i64,
     pub remaining_quantity: i64,
+    /// Issuing opens at this instant; null: open from the start.
+    #[schema(required = true)]
     pub issue_starts_at: Option<DateTime<Utc>>,
+    /// Issuing closes at this instant (exclusive); null: never.
+    #[schema(required = true)]
     pub issue_ends_at: Option<DateTime<Utc>>,
     pub valid_days: i64,
 }
@@ -105,6 +109,8 @@ pub struct UserCoupon {
     pub status: UserCouponStatus,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// When an order used it; null while unused.
+    #[schema(required = true)]
     pub used_at: Option<DateTime<Utc>>,
 }
 

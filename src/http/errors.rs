@@ -1,89 +1,63 @@
 //! Each module's errors as the contract's problem codes.
 
-use axum::http::StatusCode;
-
-use super::problem::Problem;
+use super::problem::{ErrorCode, Problem};
 use crate::balance::BalanceError;
+use crate::coupon::CouponError;
+use crate::order::OrderError;
+use crate::platform::PlatformError;
 use crate::product::ProductError;
 
 impl From<&BalanceError> for Problem {
     fn from(error: &BalanceError) -> Self {
-        let detail = error.to_string();
-        match error {
-            BalanceError::InvalidAmount { .. } => {
-                Problem::new(StatusCode::BAD_REQUEST, "INVALID_AMOUNT", detail)
-            }
-            BalanceError::LimitExceeded { .. } => {
-                Problem::new(StatusCode::CONFLICT, "BALANCE_LIMIT_EXCEEDED", detail)
-            }
-            BalanceError::Idempotency(e) => Problem::from(e),
-            BalanceError::Db(e) => Problem::from(e),
-        }
+        let code = match error {
+            BalanceError::InvalidAmount { .. } => ErrorCode::InvalidAmount,
+            BalanceError::LimitExceeded { .. } => ErrorCode::BalanceLimitExceeded,
+            BalanceError::Idempotency(e) => return e.into(),
+            BalanceError::Db(e) => return e.into(),
+        };
+        Problem::new(code, error.to_string())
     }
 }
 
 impl From<&ProductError> for Problem {
     fn from(error: &ProductError) -> Self {
-        let detail = error.to_string();
-        match error {
-            ProductError::NotFound(_) => {
-                Problem::new(StatusCode::NOT_FOUND, "PRODUCT_NOT_FOUND", detail)
-            }
-            ProductError::Invalid(_) => Problem::validation(detail),
-            ProductError::Db(e) => Problem::from(e),
+        let code = match error {
+            ProductError::NotFound(_) => ErrorCode::ProductNotFound,
+            ProductError::Invalid(_) => ErrorCode::ValidationFailed,
+            ProductError::Db(e) => return e.into(),
+        };
+        Problem::new(code, error.to_string())
+    }
+}
+
+impl From<&CouponError> for Problem {
+    fn from(error: &CouponError) -> Self {
+        let code = match error {
+            CouponError::NotFound(_) => ErrorCode::CouponNotFound,
+            CouponError::SoldOut(_) => ErrorCode::CouponSoldOut,
+            CouponError::AlreadyIssued(_) => ErrorCode::CouponAlreadyIssued,
+            CouponError::NotIssuable(..) => ErrorCode::CouponNotIssuable,
+            CouponError::Invalid(_) => ErrorCode::ValidationFailed,
+            CouponError::Db(e) => return e.into(),
+        };
+        Problem::new(code, error.to_string())
+    }
+}
+
+impl From<&OrderError> for Problem {
+    fn from(error: &OrderError) -> Self {
+        match error.code() {
+            Ok(code) => Problem::new(code, error.to_string()),
+            Err(fault) => fault.into(),
         }
     }
 }
 
-impl From<&crate::coupon::CouponError> for Problem {
-    fn from(error: &crate::coupon::CouponError) -> Self {
-        use crate::coupon::CouponError;
-        let detail = error.to_string();
-        match error {
-            CouponError::NotFound(_) => {
-                Problem::new(StatusCode::NOT_FOUND, "COUPON_NOT_FOUND", detail)
-            }
-            CouponError::SoldOut(_) => {
-                Problem::new(StatusCode::CONFLICT, "COUPON_SOLD_OUT", detail)
-            }
-            CouponError::AlreadyIssued(_) => {
-                Problem::new(StatusCode::CONFLICT, "COUPON_ALREADY_ISSUED", detail)
-            }
-            CouponError::NotIssuable(..) => {
-                Problem::new(StatusCode::CONFLICT, "COUPON_NOT_ISSUABLE", detail)
-            }
-            CouponError::Invalid(_) => Problem::validation(detail),
-            CouponError::Db(e) => Problem::from(e),
-        }
-    }
-}
-
-impl From<&crate::order::OrderError> for Problem {
-    fn from(error: &crate::order::OrderError) -> Self {
-        use crate::order::OrderError;
-        let detail = error.to_string();
-        let code = error.code();
-        match error {
-            OrderError::Invalid(_) => Problem::new(StatusCode::BAD_REQUEST, code, detail),
-            OrderError::ProductNotFound(_) | OrderError::NotFound(_) => {
-                Problem::new(StatusCode::NOT_FOUND, code, detail)
-            }
-            OrderError::OutOfStock { .. }
-            | OrderError::CouponNotUsable(..)
-            | OrderError::InsufficientBalance { .. }
-            | OrderError::NotCancellable(..) => Problem::new(StatusCode::CONFLICT, code, detail),
-            OrderError::Idempotency(e) => Problem::from(e),
-            OrderError::Db(e) => Problem::from(e),
-        }
-    }
-}
-
-impl From<&crate::platform::PlatformError> for Problem {
-    fn from(error: &crate::platform::PlatformError) -> Self {
-        use crate::platform::PlatformError;
+impl From<&PlatformError> for Problem {
+    fn from(error: &PlatformError) -> Self {
         match error {
             PlatformError::Invalid(detail) => Problem::validation(detail.clone()),
-            PlatformError::Db(e) => Problem::from(e),
+            PlatformError::Db(e) => e.into(),
         }
     }
 }
@@ -102,7 +76,7 @@ macro_rules! by_value {
 by_value!(
     BalanceError,
     ProductError,
-    crate::coupon::CouponError,
-    crate::order::OrderError,
-    crate::platform::PlatformError
+    CouponError,
+    OrderError,
+    PlatformError
 );

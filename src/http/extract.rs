@@ -50,17 +50,15 @@ fn json_problem(rejection: JsonRejection) -> Problem {
         JsonRejection::JsonSyntaxError(e) => {
             Problem::validation(format!("malformed JSON: {}", source_text(&e)))
         }
-        JsonRejection::MissingJsonContentType(_) => Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "VALIDATION_FAILED",
-            "the request body must be JSON with Content-Type: application/json",
-        ),
+        JsonRejection::MissingJsonContentType(_) => {
+            Problem::validation("the request body must be JSON with Content-Type: application/json")
+                .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        }
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "VALIDATION_FAILED",
-                format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-            )
+            Problem::validation(format!(
+                "the request body is larger than {MAX_BODY_BYTES} bytes"
+            ))
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
         }
         other => Problem::validation(format!("unreadable request body: {}", other.body_text())),
     }

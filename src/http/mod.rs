@@ -15,11 +15,11 @@ mod write_limit;
 pub use auth::{Admin, AuthUser, JwtKeys};
 pub use extract::{IdempotencyHeader, Json, PathId, Query};
 pub use metrics::{builder as metrics_builder, recorder as metrics_recorder};
-pub use problem::{Problem, ProblemBody};
+pub use problem::{ErrorCode, Problem, ProblemBody};
 pub use write_limit::{WriteLimiter, WriteQuota, WriteUser};
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Request, StatusCode};
+use axum::http::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -108,8 +108,7 @@ async fn unknown_route() -> Problem {
 /// axum adds the `Allow` header listing the route's methods.
 async fn method_not_allowed() -> Problem {
     Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
+        ErrorCode::MethodNotAllowed,
         "this route does not take this method; see the Allow header",
     )
 }

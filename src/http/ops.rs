@@ -1,13 +1,13 @@
 //! Operational endpoints: liveness, readiness, metrics.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 use std::sync::Arc;
 
-use super::problem::Problem;
+use super::problem::{ErrorCode, Problem};
 use crate::app::AppState;
 use crate::outbox;
 
@@ -25,11 +25,9 @@ pub async fn ready(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
+                ErrorCode::Unavailable,
                 "the database is not reachable or does not take writes",
-            )
-            .retry_after(1))
+            ))
         }
     }
 }

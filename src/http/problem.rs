@@ -2,17 +2,106 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Serialize, Serializer};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::idempotency::IdempotencyError;
 use crate::store::{Fault, StoreError};
+
+/// Declares `ErrorCode` from one list: each code's name, its status, whether its answer carries
+/// `Retry-After`, and what it means. Problems are built from it and the OpenAPI document states
+/// it (`ProblemBody.code`'s enum, each operation's answers), so the two cannot drift.
+macro_rules! error_codes {
+    ($($variant:ident $code:literal $status:ident $(+ $retry:ident)?: $about:literal;)*) => {
+        /// Every code the API answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)*
+                }
+            }
+
+            /// Whether the answer says when to retry (`Retry-After`).
+            pub fn retries(self) -> bool {
+                match self {
+                    $(ErrorCode::$variant => false $(|| { let _ = stringify!($retry); true })?,)*
+                }
+            }
+
+            /// What the code means, for the OpenAPI document.
+            pub fn about(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $about,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    ValidationFailed "VALIDATION_FAILED" BAD_REQUEST: "a malformed body, a wrong type, an unknown, missing or null field, or a bad path id, query parameter or header; the detail names it";
+    Unauthorized "UNAUTHORIZED" UNAUTHORIZED: "the bearer token is missing, malformed, expired, not yet valid or badly signed";
+    Forbidden "FORBIDDEN" FORBIDDEN: "the token is valid but has no `role: \"admin\"`";
+    NotFound "NOT_FOUND" NOT_FOUND: "no such route";
+    MethodNotAllowed "METHOD_NOT_ALLOWED" METHOD_NOT_ALLOWED: "the route does not take this method; `Allow` lists those it takes";
+    RateLimited "RATE_LIMITED" TOO_MANY_REQUESTS + RetryAfter: "this user sent more writes than the per-user limit allows; nothing was done, retry after `Retry-After`";
+    Unavailable "UNAVAILABLE" SERVICE_UNAVAILABLE + RetryAfter: "the request ran past the server's deadline, or the database could not serve it; retry after `Retry-After` (a write retried with its Idempotency-Key has one effect)";
+    Internal "INTERNAL" INTERNAL_SERVER_ERROR: "an unexpected error; it has been logged";
+    InvalidAmount "INVALID_AMOUNT" BAD_REQUEST: "the amount is out of 1..=the per-charge maximum";
+    BalanceLimitExceeded "BALANCE_LIMIT_EXCEEDED" CONFLICT: "the balance would pass the maximum balance";
+    ProductNotFound "PRODUCT_NOT_FOUND" NOT_FOUND: "no such product";
+    CouponNotFound "COUPON_NOT_FOUND" NOT_FOUND: "no such coupon";
+    CouponSoldOut "COUPON_SOLD_OUT" CONFLICT: "none left to issue";
+    CouponAlreadyIssued "COUPON_ALREADY_ISSUED" CONFLICT: "the user already holds one (one per user per coupon)";
+    CouponNotIssuable "COUPON_NOT_ISSUABLE" CONFLICT: "outside the issue window";
+    InvalidOrder "INVALID_ORDER" BAD_REQUEST: "no items, more than 100 lines, or a quantity out of 1..=1000 (also per product once lines are merged)";
+    OutOfStock "OUT_OF_STOCK" CONFLICT: "a line exceeds the stock; the detail names the product";
+    CouponNotUsable "COUPON_NOT_USABLE" CONFLICT: "the coupon is not the user's, already used, expired, or the order is under its minimum amount";
+    InsufficientBalance "INSUFFICIENT_BALANCE" CONFLICT: "the balance is less than the amount to pay";
+    OrderNotFound "ORDER_NOT_FOUND" NOT_FOUND: "no such order (also another user's order)";
+    OrderNotCancellable "ORDER_NOT_CANCELLABLE" CONFLICT: "already cancelled, or placed longer ago than the cancellation window";
+    IdempotencyKeyReused "IDEMPOTENCY_KEY_REUSED" UNPROCESSABLE_ENTITY: "the Idempotency-Key was used with another request";
+    IdempotencyKeyInUse "IDEMPOTENCY_KEY_IN_USE" CONFLICT + RetryAfter: "the first request with this Idempotency-Key is still in flight; retry after `Retry-After` to get its answer";
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
+            .description(Some("What went wrong, for clients to branch on."))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
 
 /// An error as the client sees it.
 #[derive(Debug)]
 pub struct Problem {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub detail: String,
     pub retry_after_secs: Option<u32>,
 }
@@ -28,40 +117,45 @@ pub struct ProblemBody {
     pub status: u16,
     #[schema(example = "product 3 has 1 left, 2 requested")]
     pub detail: String,
-    #[schema(example = "OUT_OF_STOCK")]
-    pub code: &'static str,
+    pub code: ErrorCode,
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    /// The code's problem, with its status; codes that carry `Retry-After` say 1 s unless told.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
-            status,
+            status: code.status(),
             code,
             detail: detail.into(),
-            retry_after_secs: None,
+            retry_after_secs: code.retries().then_some(1),
         }
     }
 
+    /// The same problem with another status (a body too large, of the wrong type).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
     pub fn validation(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "VALIDATION_FAILED", detail)
+        Self::new(ErrorCode::ValidationFailed, detail)
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail)
+        Self::new(ErrorCode::Unauthorized, detail)
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", detail)
+        Self::new(ErrorCode::Forbidden, detail)
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", detail)
+        Self::new(ErrorCode::NotFound, detail)
     }
 
     pub fn internal() -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
+            ErrorCode::Internal,
             "an unexpected error occurred; it has been logged",
         )
     }
@@ -76,13 +170,14 @@ impl Problem {
         serde_json::to_string(&self.body()).expect("problem serializes")
     }
 
-    fn body(&self) -> ProblemBody {
+    pub(crate) fn body(&self) -> ProblemBody {
+        let code = self.code.as_str();
         ProblemBody {
             r#type: format!(
                 "urn:commerce:problem:{}",
-                self.code.to_lowercase().replace('_', "-")
+                code.to_lowercase().replace('_', "-")
             ),
-            title: title_of(self.code),
+            title: title_of(code),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             code: self.code,
@@ -134,7 +229,7 @@ impl From<&StoreError> for Problem {
             }
         };
         tracing::warn!(%error, "storage unavailable");
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", detail).retry_after(1)
+        Problem::new(ErrorCode::Unavailable, detail)
     }
 }
 
@@ -147,11 +242,9 @@ impl From<StoreError> for Problem {
 impl From<&IdempotencyError> for Problem {
     fn from(error: &IdempotencyError) -> Self {
         match error {
-            IdempotencyError::KeyReused => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "IDEMPOTENCY_KEY_REUSED",
-                error.to_string(),
-            ),
+            IdempotencyError::KeyReused => {
+                Problem::new(ErrorCode::IdempotencyKeyReused, error.to_string())
+            }
         }
     }
 }
@@ -164,5 +257,23 @@ mod tests {
     fn titles_are_read_from_codes() {
         assert_eq!(title_of("OUT_OF_STOCK"), "Out of stock");
         assert_eq!(title_of("INTERNAL"), "Internal");
+    }
+
+    #[test]
+    fn codes_are_distinct_and_carry_retry_after_as_listed() {
+        let names: std::collections::HashSet<_> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        let retried: Vec<_> = ErrorCode::ALL
+            .iter()
+            .filter(|c| c.retries())
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(
+            retried,
+            ["RATE_LIMITED", "UNAVAILABLE", "IDEMPOTENCY_KEY_IN_USE"]
+        );
+        let problem = Problem::new(ErrorCode::RateLimited, "slow down").retry_after(3);
+        assert_eq!(problem.into_response().headers()[header::RETRY_AFTER], "3");
     }
 }

@@ -1,17 +1,92 @@
-//! The error answers many operations share, for their OpenAPI `responses(...)`: the status, what
-//! it means, the problem document and the headers that come with it.
+//! The error answers of each operation, for its OpenAPI `responses(...)`: every code it can
+//! answer, grouped by status, each with what it means there, an example problem document, and
+//! the headers that come with it. Declared with `problems!`, from `ErrorCode`'s one list.
 
+use axum::http::StatusCode;
 use std::collections::BTreeMap;
+use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::{Content, Object, Ref, RefOr, Type};
+use utoipa::openapi::{ContentBuilder, Object, Ref, RefOr, Type};
 use utoipa::IntoResponses;
 
-fn problem(description: &str) -> ResponseBuilder {
-    ResponseBuilder::new().description(description).content(
+use super::problem::{ErrorCode, Problem};
+
+/// Declares a type whose `IntoResponses` are the problems an operation can answer: each code,
+/// optionally with what it means for that operation (else its general meaning).
+macro_rules! problems {
+    ($name:ident { $($code:ident $(: $why:expr)?),* $(,)? }) => {
+        struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+            > {
+                $crate::http::responses::problem_responses(&[$(
+                    ($crate::http::ErrorCode::$code, [$($why)?].first().copied()),
+                )*])
+            }
+        }
+    };
+}
+pub(crate) use problems;
+
+/// The responses for `codes`, one per status.
+pub fn problem_responses(codes: &[(ErrorCode, Option<&str>)]) -> BTreeMap<String, RefOr<Response>> {
+    let mut by_status: BTreeMap<u16, Vec<Problem>> = BTreeMap::new();
+    for &(code, why) in codes {
+        by_status
+            .entry(code.status().as_u16())
+            .or_default()
+            .push(Problem::new(code, why.unwrap_or(code.about())));
+    }
+    by_status
+        .into_iter()
+        .map(|(status, problems)| (status.to_string(), response(&problems).into()))
+        .collect()
+}
+
+/// One status's answer, from example problems whose detail says what each code means there:
+/// the codes in the description and as named examples (an example's name is its code, so tools
+/// and tests can read which codes an operation answers).
+fn response(problems: &[Problem]) -> Response {
+    let description = problems
+        .iter()
+        .map(|p| format!("`{}`: {}", p.code.as_str(), p.detail))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let examples = problems.iter().map(|p| {
+        let body = serde_json::to_value(p.body()).expect("problems serialize");
+        let example = ExampleBuilder::new().summary(&p.detail).value(Some(body));
+        (p.code.as_str(), example.build())
+    });
+    let mut response = ResponseBuilder::new().description(description).content(
         "application/problem+json",
-        Content::new(Some(Ref::from_schema_name("ProblemBody"))),
-    )
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ProblemBody")))
+            .examples_from_iter(examples)
+            .build(),
+    );
+    if problems.iter().any(|p| p.retry_after_secs.is_some()) {
+        response = response.header(
+            "Retry-After",
+            header("seconds to wait before a retry", Type::Integer),
+        );
+    }
+    if problems
+        .iter()
+        .any(|p| matches!(p.code, ErrorCode::Unauthorized | ErrorCode::Forbidden))
+    {
+        response = response.header(
+            "WWW-Authenticate",
+            header(
+                r#"RFC 6750 challenge, e.g. `Bearer realm="commerce", error="invalid_token", error_description="the token has expired"`"#,
+                Type::String,
+            ),
+        );
+    }
+    response.build()
 }
 
 fn header(description: &str, schema: Type) -> utoipa::openapi::header::Header {
@@ -21,90 +96,28 @@ fn header(description: &str, schema: Type) -> utoipa::openapi::header::Header {
         .build()
 }
 
-fn one(status: u16, response: ResponseBuilder) -> BTreeMap<String, RefOr<Response>> {
-    BTreeMap::from([(status.to_string(), response.build().into())])
-}
-
-/// 401 on every operation that needs a token.
-pub struct Unauthorized;
-
-impl IntoResponses for Unauthorized {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        one(
-            401,
-            problem("UNAUTHORIZED: the bearer token is missing, malformed, expired, not yet valid or badly signed")
-                .header(
-                    "WWW-Authenticate",
-                    header(
-                        r#"RFC 6750 challenge, e.g. `Bearer realm="commerce", error="invalid_token", error_description="the token has expired"`"#,
-                        Type::String,
-                    ),
-                ),
-        )
-    }
-}
-
-/// 403 on the admin API.
-pub struct Forbidden;
-
-impl IntoResponses for Forbidden {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        one(
-            403,
-            problem("FORBIDDEN: the token is valid but has no `role: \"admin\"`").header(
-                "WWW-Authenticate",
-                header(
-                    r#"`Bearer realm="commerce", error="insufficient_scope", ...`"#,
-                    Type::String,
-                ),
-            ),
-        )
-    }
-}
-
 /// 413 and 415 on every operation that reads a JSON body.
 pub struct BodyFaults;
 
 impl IntoResponses for BodyFaults {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut responses = one(
-            413,
-            problem(&format!(
-                "VALIDATION_FAILED: the body is larger than {} bytes",
+        [
+            Problem::validation(format!(
+                "the body is larger than {} bytes",
                 super::extract::MAX_BODY_BYTES
-            )),
-        );
-        responses.extend(one(
-            415,
-            problem("VALIDATION_FAILED: the body is not sent as `Content-Type: application/json`"),
-        ));
-        responses
+            ))
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE),
+            Problem::validation("the body is not sent as `Content-Type: application/json`")
+                .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ]
+        .into_iter()
+        .map(|p| (p.status.as_str().to_owned(), response(&[p]).into()))
+        .collect()
     }
 }
 
-/// 429 on every write of a user that is rate limited (`COMMERCE_USER_WRITES_PER_SECOND`).
-pub struct RateLimited;
+/// What `VALIDATION_FAILED` means on the operations that take a page.
+pub const BAD_PAGE: &str = "a bad `limit` or `cursor`";
 
-impl IntoResponses for RateLimited {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        one(
-            429,
-            problem("RATE_LIMITED: this user sent more writes than the per-user limit allows; nothing was done, retry after `Retry-After`")
-                .header("Retry-After", header("seconds to wait before a retry", Type::Integer)),
-        )
-    }
-}
-
-/// 503 on every operation: the request ran past the server's deadline, or the database could not
-/// serve it.
-pub struct Unavailable;
-
-impl IntoResponses for Unavailable {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        one(
-            503,
-            problem("UNAVAILABLE: the request ran past the server's deadline, or the database could not serve it; retry after `Retry-After` (a write retried with its Idempotency-Key has one effect)")
-                .header("Retry-After", header("seconds to wait before a retry", Type::Integer)),
-        )
-    }
-}
+/// What `VALIDATION_FAILED` means on the operations that take only a path id.
+pub const BAD_ID: &str = "the id is not a positive 64-bit integer";

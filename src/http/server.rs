@@ -4,7 +4,6 @@
 //! requests on shutdown. Request bodies must keep arriving and every request has a deadline.
 
 use axum::error_handling::HandleErrorLayer;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -19,7 +18,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
-use super::problem::Problem;
+use super::problem::{ErrorCode, Problem};
 use crate::config::EdgeArgs;
 
 /// Timeouts and the connection cap, as the server runs with them.
@@ -91,11 +90,9 @@ async fn overdue(error: tower::BoxError) -> Response {
         metrics::counter!("http_request_timeouts_total").increment(1);
         tracing::warn!("a request ran past the server's deadline");
         Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
+            ErrorCode::Unavailable,
             "the request ran past the server's deadline; retry shortly",
         )
-        .retry_after(1)
         .into_response()
     } else {
         tracing::error!(%error, "request failed in the edge middleware");
@@ -199,7 +196,7 @@ impl Backoff {
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{Request, StatusCode};
     use axum::routing::get;
     use tower::ServiceExt;
 

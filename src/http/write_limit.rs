@@ -3,7 +3,6 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -12,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::auth::AuthUser;
-use super::problem::Problem;
+use super::problem::{ErrorCode, Problem};
 use crate::app::AppState;
 use crate::ids::UserId;
 
@@ -77,8 +76,7 @@ impl FromRequestParts<Arc<AppState>> for WriteUser {
             .map_err(IntoResponse::into_response)?;
         state.write_limiter.take(user).map_err(|secs| {
             Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "RATE_LIMITED",
+                ErrorCode::RateLimited,
                 format!("too many writes from this user; retry in {secs} s"),
             )
             .retry_after(secs)

@@ -14,16 +14,18 @@ use crate::app::AppState;
 use crate::bounds;
 use crate::http::answer::{render, respond};
 use crate::http::extract::{IdParam, IdempotencyKeyParam, PageParams};
-use crate::http::responses::{BodyFaults, Forbidden, RateLimited, Unauthorized, Unavailable};
-use crate::http::{
-    Admin, AuthUser, IdempotencyHeader, Json, PathId, Problem, ProblemBody, WriteUser,
-};
+use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
+use crate::http::{Admin, AuthUser, IdempotencyHeader, Json, PathId, Problem, WriteUser};
 use crate::idempotency::IdempotencyKey;
 use crate::ids::OrderId;
 use crate::page::{Page, PageRequest};
 
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(LineBody)))]
+struct OrderSchemas;
+
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new()
+    OpenApiRouter::with_openapi(<OrderSchemas as utoipa::OpenApi>::openapi())
         .routes(routes!(place_order))
         .routes(routes!(get_order))
         .routes(routes!(my_orders))
@@ -44,6 +46,7 @@ struct PlaceOrderBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewOrderLine)]
 struct LineBody {
     #[schema(schema_with = bounds::int::<1, { i64::MAX }>)]
     product_id: i64,
@@ -52,10 +55,11 @@ struct LineBody {
     quantity: i64,
 }
 
+/// The lines refer to `NewOrderLine` (registered by `routes`, as utoipa cannot follow a
+/// `schema_with`), so a generated client has one line type.
 fn order_lines() -> utoipa::openapi::schema::Array {
-    use utoipa::PartialSchema;
     utoipa::openapi::schema::ArrayBuilder::new()
-        .items(LineBody::schema())
+        .items(utoipa::openapi::Ref::from_schema_name(LineBody::name()))
         .min_items(Some(1))
         .max_items(Some(MAX_LINES))
         .description(Some(format!(
@@ -71,20 +75,28 @@ fn user_coupon_id() -> utoipa::openapi::Object {
     )
 }
 
+problems!(PlaceOrderProblems {
+    InvalidOrder,
+    ValidationFailed: "a malformed body or header",
+    Unauthorized,
+    RateLimited,
+    ProductNotFound,
+    OutOfStock,
+    CouponNotUsable,
+    InsufficientBalance,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    Unavailable,
+});
+
 /// Order and pay from the balance, optionally with a coupon. Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/orders", tag = "orders", security(("bearer" = [])),
     params(IdempotencyKeyParam),
     request_body = PlaceOrderBody,
     responses(
         (status = 201, body = Order),
-        (status = 400, description = "INVALID_ORDER (no items, over 100 lines, a quantity out of 1..=1000, also per product once lines are merged) or VALIDATION_FAILED (malformed body or header)", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        RateLimited,
-        (status = 404, description = "PRODUCT_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "OUT_OF_STOCK, COUPON_NOT_USABLE or INSUFFICIENT_BALANCE", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used with another body", body = ProblemBody, content_type = "application/problem+json"),
+        PlaceOrderProblems,
         BodyFaults,
-        Unavailable,
     ))]
 async fn place_order(
     State(app): State<Arc<AppState>>,
@@ -108,15 +120,19 @@ async fn place_order(
     respond(StatusCode::CREATED, outcome)
 }
 
+problems!(GetOrderProblems {
+    ValidationFailed: BAD_ID,
+    Unauthorized,
+    OrderNotFound,
+    Unavailable,
+});
+
 /// One of the caller's orders (another user's order is not found).
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("bearer" = [])),
     params(IdParam),
     responses(
         (status = 200, body = Order),
-        (status = 400, description = "VALIDATION_FAILED: the id is not a positive 64-bit integer", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        (status = 404, description = "ORDER_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
-        Unavailable,
+        GetOrderProblems,
     ))]
 async fn get_order(
     State(app): State<Arc<AppState>>,
@@ -126,14 +142,18 @@ async fn get_order(
     Ok(Json(service::get(&app.db, user, id).await?))
 }
 
+problems!(MyOrdersProblems {
+    ValidationFailed: BAD_PAGE,
+    Unauthorized,
+    Unavailable,
+});
+
 /// The caller's orders, newest first.
 #[utoipa::path(get, path = "/me/orders", tag = "orders", security(("bearer" = [])),
     params(PageParams),
     responses(
         (status = 200, body = Page<Order>),
-        (status = 400, description = "VALIDATION_FAILED: a bad `limit` or `cursor`", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        Unavailable,
+        MyOrdersProblems,
     ))]
 async fn my_orders(
     State(app): State<Arc<AppState>>,
@@ -143,19 +163,24 @@ async fn my_orders(
     Ok(Json(service::list_mine(&app.db, user, page).await?))
 }
 
+problems!(CancelOrderProblems {
+    ValidationFailed: "the id is not a positive 64-bit integer, or a malformed header",
+    Unauthorized,
+    RateLimited,
+    OrderNotFound,
+    OrderNotCancellable,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    Unavailable,
+});
+
 /// Cancel one of the caller's orders within the cancellation window: stock, coupon and
 /// balance come back, and the sales leave the statistics. Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
     params(IdParam, IdempotencyKeyParam),
     responses(
         (status = 200, description = "The order, now CANCELLED", body = Order),
-        (status = 400, description = "VALIDATION_FAILED: the id is not a positive 64-bit integer, or a malformed header", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        RateLimited,
-        (status = 404, description = "ORDER_NOT_FOUND (also another user's order)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "ORDER_NOT_CANCELLABLE: already cancelled, or placed longer ago than the cancellation window", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used with another request", body = ProblemBody, content_type = "application/problem+json"),
-        Unavailable,
+        CancelOrderProblems,
     ))]
 async fn cancel_order(
     State(app): State<Arc<AppState>>,
@@ -166,18 +191,23 @@ async fn cancel_order(
     cancel_as(&app, Canceller::Owner(user), id, key).await
 }
 
+problems!(AdminCancelOrderProblems {
+    ValidationFailed: "the id is not a positive 64-bit integer, or a malformed header",
+    Unauthorized,
+    Forbidden,
+    OrderNotFound: "no such order",
+    OrderNotCancellable: "already cancelled",
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    Unavailable,
+});
+
 /// Cancel any user's order, whenever it was placed (admin). Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/admin/orders/{id}/cancel", tag = "admin", security(("bearer" = [])),
     params(IdParam, IdempotencyKeyParam),
     responses(
         (status = 200, description = "The order, now CANCELLED", body = Order),
-        (status = 400, description = "VALIDATION_FAILED: the id is not a positive 64-bit integer, or a malformed header", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        Forbidden,
-        (status = 404, description = "ORDER_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "ORDER_NOT_CANCELLABLE: already cancelled", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used with another request", body = ProblemBody, content_type = "application/problem+json"),
-        Unavailable,
+        AdminCancelOrderProblems,
     ))]
 async fn admin_cancel_order(
     State(app): State<Arc<AppState>>,

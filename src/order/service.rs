@@ -8,6 +8,7 @@ use super::pricing::Pricing;
 use super::request::OrderRequest;
 use crate::app::AppState;
 use crate::events::SoldItem;
+use crate::http::ErrorCode;
 use crate::idempotency::{Attempt, IdempotencyError, IdempotencyKey, Outcome, Render};
 use crate::ids::{OrderId, ProductId, UserCouponId, UserId};
 use crate::page::{Page, PageRequest};
@@ -41,19 +42,20 @@ pub enum OrderError {
 }
 
 impl OrderError {
-    /// The contract's error code; also the `reason` label of failed-order metrics.
-    pub fn code(&self) -> &'static str {
-        match self {
-            OrderError::Invalid(_) => "INVALID_ORDER",
-            OrderError::ProductNotFound(_) => "PRODUCT_NOT_FOUND",
-            OrderError::OutOfStock { .. } => "OUT_OF_STOCK",
-            OrderError::CouponNotUsable(..) => "COUPON_NOT_USABLE",
-            OrderError::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
-            OrderError::NotFound(_) => "ORDER_NOT_FOUND",
-            OrderError::NotCancellable(..) => "ORDER_NOT_CANCELLABLE",
-            OrderError::Idempotency(IdempotencyError::KeyReused) => "IDEMPOTENCY_KEY_REUSED",
-            OrderError::Db(_) => "STORAGE",
-        }
+    /// The contract's error code, or the storage fault that decides the answer instead; also
+    /// the `reason` label of failed-order metrics.
+    pub fn code(&self) -> Result<ErrorCode, &StoreError> {
+        Ok(match self {
+            OrderError::Invalid(_) => ErrorCode::InvalidOrder,
+            OrderError::ProductNotFound(_) => ErrorCode::ProductNotFound,
+            OrderError::OutOfStock { .. } => ErrorCode::OutOfStock,
+            OrderError::CouponNotUsable(..) => ErrorCode::CouponNotUsable,
+            OrderError::InsufficientBalance { .. } => ErrorCode::InsufficientBalance,
+            OrderError::NotFound(_) => ErrorCode::OrderNotFound,
+            OrderError::NotCancellable(..) => ErrorCode::OrderNotCancellable,
+            OrderError::Idempotency(IdempotencyError::KeyReused) => ErrorCode::IdempotencyKeyReused,
+            OrderError::Db(fault) => return Err(fault),
+        })
     }
 }
 
@@ -88,9 +90,12 @@ pub struct Order {
     pub discount_amount: i64,
     /// total_amount - discount_amount, debited from the balance.
     pub paid_amount: i64,
+    /// The coupon used; null for none.
+    #[schema(required = true)]
     pub user_coupon_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     /// When the order was cancelled; null while it is paid.
+    #[schema(required = true)]
     pub cancelled_at: Option<DateTime<Utc>>,
 }
 
@@ -170,7 +175,8 @@ pub(super) fn settle(
             metrics::counter!(done).increment(1);
         }
         Outcome::Fresh(Err(error)) => {
-            metrics::counter!(failed, "reason" => error.code()).increment(1)
+            metrics::counter!(failed, "reason" => error.code().map_or("STORAGE", ErrorCode::as_str))
+                .increment(1)
         }
         Outcome::Replayed(_) => {}
     }

@@ -11,8 +11,8 @@ use super::popular::{self, Popular};
 use crate::app::AppState;
 use crate::clock::Day;
 use crate::events::SoldItem;
-use crate::http::responses::{Forbidden, Unauthorized, Unavailable};
-use crate::http::{Admin, Json, Problem, ProblemBody, Query};
+use crate::http::responses::problems;
+use crate::http::{Admin, Json, Problem, Query};
 
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -21,12 +21,14 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(daily_sales))
 }
 
+problems!(PopularProblems { Unavailable });
+
 /// The top 5 products by quantity sold over today and the two previous days (shop time zone),
 /// ties by lower product id, from the data platform's statistics. It trails real sales by
 /// about a second (event delivery plus a 1 s cache), never more than a minute while the
 /// event transport is up.
 #[utoipa::path(get, path = "/products/popular", tag = "products",
-    responses((status = 200, body = Popular), Unavailable))]
+    responses((status = 200, body = Popular), PopularProblems))]
 async fn popular_products(State(app): State<Arc<AppState>>) -> Result<Json<Popular>, Problem> {
     Ok(Json(popular::popular(&app).await?.as_ref().clone()))
 }
@@ -39,16 +41,20 @@ struct DateQuery {
     date: Day,
 }
 
+problems!(RunDailySalesProblems {
+    ValidationFailed: "a bad date, or a day not yet over",
+    Unauthorized,
+    Forbidden,
+    Unavailable,
+});
+
 /// Run the daily sales job for a finished day now: recompute it from the orders and store it as
 /// the day's authoritative figures (admin). Rerunning gives the same figures.
 #[utoipa::path(post, path = "/admin/jobs/daily-sales", tag = "admin", security(("bearer" = [])),
     params(DateQuery),
     responses(
         (status = 200, body = DaySummary),
-        (status = 400, description = "VALIDATION_FAILED: a bad date, or a day not yet over", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        Forbidden,
-        Unavailable,
+        RunDailySalesProblems,
     ))]
 async fn run_daily_sales(
     State(app): State<Arc<AppState>>,
@@ -76,15 +82,19 @@ struct SoldItemView {
     amount: i64,
 }
 
+problems!(DailySalesProblems {
+    ValidationFailed: "a bad date",
+    Unauthorized,
+    Forbidden,
+    Unavailable,
+});
+
 /// A day's sales per product (admin).
 #[utoipa::path(get, path = "/admin/stats/daily-sales", tag = "admin", security(("bearer" = [])),
     params(DateQuery),
     responses(
         (status = 200, body = DaySales),
-        (status = 400, description = "VALIDATION_FAILED: a bad date", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        Forbidden,
-        Unavailable,
+        DailySalesProblems,
     ))]
 async fn daily_sales(
     State(app): State<Arc<AppState>>,

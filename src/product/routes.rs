@@ -7,8 +7,8 @@ use utoipa_axum::routes;
 use super::service::{self, NewProduct, Product, ProductPatch};
 use crate::app::AppState;
 use crate::http::extract::{IdParam, PageParams};
-use crate::http::responses::{BodyFaults, Forbidden, Unauthorized, Unavailable};
-use crate::http::{Admin, Json, PathId, Problem, ProblemBody};
+use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
+use crate::http::{Admin, Json, PathId, Problem};
 use crate::ids::ProductId;
 use crate::page::{Page, PageRequest};
 
@@ -20,14 +20,18 @@ pub fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(update_product))
 }
 
+problems!(GetProductProblems {
+    ValidationFailed: BAD_ID,
+    ProductNotFound,
+    Unavailable,
+});
+
 /// Product detail.
 #[utoipa::path(get, path = "/products/{id}", tag = "products",
     params(IdParam),
     responses(
         (status = 200, body = Product),
-        (status = 400, description = "VALIDATION_FAILED: the id is not a positive 64-bit integer", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "PRODUCT_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
-        Unavailable,
+        GetProductProblems,
     ))]
 async fn get_product(
     State(app): State<Arc<AppState>>,
@@ -36,12 +40,16 @@ async fn get_product(
     Ok(Json(service::get(&app.db, &app.products, id).await?))
 }
 
+problems!(ListProductsProblems {
+    ValidationFailed: BAD_PAGE,
+    Unavailable,
+});
+
 /// All products, by id.
 #[utoipa::path(get, path = "/products", tag = "products", params(PageParams),
     responses(
         (status = 200, body = Page<Product>),
-        (status = 400, description = "VALIDATION_FAILED: a bad `limit` or `cursor`", body = ProblemBody, content_type = "application/problem+json"),
-        Unavailable,
+        ListProductsProblems,
     ))]
 async fn list_products(
     State(app): State<Arc<AppState>>,
@@ -50,16 +58,20 @@ async fn list_products(
     Ok(Json(service::list(&app.db, page).await?))
 }
 
+problems!(CreateProductProblems {
+    ValidationFailed: "a malformed body or a field out of its bounds",
+    Unauthorized,
+    Forbidden,
+    Unavailable,
+});
+
 /// Create a product (admin).
 #[utoipa::path(post, path = "/admin/products", tag = "admin", security(("bearer" = [])),
     request_body = NewProduct,
     responses(
         (status = 201, body = Product),
-        (status = 400, description = "VALIDATION_FAILED: a malformed body or a field out of its bounds", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        Forbidden,
+        CreateProductProblems,
         BodyFaults,
-        Unavailable,
     ))]
 async fn create_product(
     State(app): State<Arc<AppState>>,
@@ -72,18 +84,22 @@ async fn create_product(
     ))
 }
 
+problems!(UpdateProductProblems {
+    ValidationFailed: "a bad id, a malformed body, a null field or a field out of its bounds",
+    Unauthorized,
+    Forbidden,
+    ProductNotFound,
+    Unavailable,
+});
+
 /// Change a product's name, price or stock (admin). `stock` sets the stock level.
 #[utoipa::path(patch, path = "/admin/products/{id}", tag = "admin", security(("bearer" = [])),
     params(IdParam),
     request_body = ProductPatch,
     responses(
         (status = 200, body = Product),
-        (status = 400, description = "VALIDATION_FAILED: a bad id, a malformed body or a field out of its bounds", body = ProblemBody, content_type = "application/problem+json"),
-        Unauthorized,
-        Forbidden,
-        (status = 404, description = "PRODUCT_NOT_FOUND", body = ProblemBody, content_type = "application/problem+json"),
+        UpdateProductProblems,
         BodyFaults,
-        Unavailable,
     ))]
 async fn update_product(
     State(app): State<Arc<AppState>>,

@@ -1,4 +1,4 @@
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 use utoipa::ToSchema;
 
@@ -72,15 +72,26 @@ pub struct NewProduct {
 }
 
 /// Any of the fields; the ones given replace the stored values (an empty patch changes nothing).
+/// None of them can be cleared, so `null` is refused (`400 VALIDATION_FAILED` naming the field).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
-    #[schema(schema_with = bounds::name_or_null)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = bounds::name)]
     pub name: Option<String>,
-    #[schema(schema_with = bounds::int_or_null::<1, MAX_PRICE>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = bounds::int::<1, MAX_PRICE>)]
     pub price: Option<i64>,
-    #[schema(schema_with = bounds::int_or_null::<0, MAX_STOCK>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = bounds::int::<0, MAX_STOCK>)]
     pub stock: Option<i64>,
+}
+
+/// A field that is there: absent is `None` (by `default`), `null` is not a value of `T`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 fn check_name(name: &str) -> Result<(), ProductError> {

@@ -15,6 +15,7 @@ mod invariants;
 mod migrations;
 mod money_limits;
 mod nats_cluster;
+mod openapi_clients;
 mod ops;
 mod orders;
 mod own_postgres;
