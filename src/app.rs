@@ -61,6 +61,8 @@ impl AppState {
 /// `commerce serve`: migrate, start the background work, serve until SIGTERM or Ctrl-C.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing(args.log_format);
+    // Before anything records: series registered at start (at 0) are lost without a recorder.
+    http::metrics_recorder();
     let secret = match (&args.jwt_secret, args.demo) {
         (Some(secret), _) => secret.clone(),
         (None, true) => demo::random_secret(),

@@ -34,10 +34,16 @@ pub async fn ready(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse
 
 /// Prometheus text exposition. Gauges are sampled at scrape time.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
-    for (pool, size, idle) in app.db.pool_stats() {
+    for (pool, size, idle, max) in app.db.pool_stats() {
         metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "open").set(size as f64);
         metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "idle").set(idle as f64);
+        metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "max").set(max as f64);
     }
+    let queue = app.db.write_queue();
+    metrics::gauge!("db_write_queue_length").set(queue.waiting as f64);
+    metrics::gauge!("db_write_queue_capacity").set(queue.capacity as f64);
+    metrics::gauge!("db_write_batch_max").set(queue.max_batch as f64);
+    metrics::gauge!("db_writes_failing").set(if app.db.writes_failing() { 1.0 } else { 0.0 });
     match outbox::backlog(&app.db).await {
         Ok(pending) => metrics::gauge!("outbox_backlog").set(pending as f64),
         Err(error) => tracing::warn!(%error, "could not measure the outbox backlog"),

@@ -76,6 +76,8 @@ pub fn raise_open_file_limit() -> u64 {
 /// `body_timeout` fails to read (400), and a request unanswered after `request_timeout` is
 /// `503 UNAVAILABLE`.
 pub fn with_deadlines(router: Router, edge: &Edge) -> Router {
+    // Shown as 0 until a request times out, so the rate can be graphed from the start.
+    metrics::counter!("http_request_timeouts_total").increment(0);
     router
         .layer(RequestBodyTimeoutLayer::new(edge.body_timeout))
         .layer(

@@ -26,6 +26,8 @@ pub enum RelayError {
 /// polling as a backstop, backing off while the transport is down (events wait in the table
 /// meanwhile).
 pub async fn relay(state: Arc<AppState>, transport: Arc<Transport>, shutdown: CancellationToken) {
+    // Shown as 0 until a delivery fails, so the rate can be graphed from the start.
+    metrics::counter!("outbox_delivery_failures_total").increment(0);
     let mut backoff = POLL;
     loop {
         let pause = match deliver_pending(&state, &transport).await {

@@ -131,12 +131,18 @@ pub async fn catch_up(state: &AppState) -> Result<Vec<DaySummary>, PlatformError
             "daily sales stored"
         );
     }
+    // Every due day is stored now: an alert fires when this grows old (the job is not running
+    // or keeps failing).
+    metrics::gauge!("daily_sales_last_success_timestamp_seconds")
+        .set(state.clock.now().timestamp() as f64);
     Ok(ran)
 }
 
 /// The scheduler: checks every minute whether a day is due, and forgets old processed events,
 /// until `shutdown`.
 pub async fn daily_job(state: Arc<AppState>, shutdown: CancellationToken) {
+    // 0 ("never") until the first check succeeds, so a scheduler failing from the start alerts.
+    metrics::gauge!("daily_sales_last_success_timestamp_seconds").increment(0.0);
     loop {
         if let Err(error) = catch_up(&state).await {
             tracing::warn!(%error, "the daily sales job failed; it will try again");

@@ -46,6 +46,14 @@ pub struct Platform {
 
 impl Platform {
     pub fn new(popular_cache_ttl: Duration) -> Self {
+        // Shown as 0 before the first event, so the rates can be graphed from the start.
+        for counter in [
+            "platform_events_applied_total",
+            "platform_events_duplicate_total",
+            "platform_events_rejected_total",
+        ] {
+            metrics::counter!(counter).increment(0);
+        }
         Platform {
             ttl: popular_cache_ttl,
             popular: Mutex::new(None),

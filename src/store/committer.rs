@@ -35,6 +35,18 @@ pub struct Committer {
     queue: mpsc::UnboundedSender<Box<dyn Job>>,
     watch: Arc<Watch>,
     deadline: Duration,
+    max_batch: usize,
+}
+
+/// How full the queue is, for the metrics endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLoad {
+    /// Writes waiting for a batch.
+    pub waiting: usize,
+    /// Writes admitted before new ones are refused.
+    pub capacity: usize,
+    /// Most writes in one batch.
+    pub max_batch: usize,
 }
 
 /// What the committers of one queue share.
@@ -79,10 +91,26 @@ impl Committer {
         for _ in 0..committers {
             tokio::spawn(commit_batches(line.clone()));
         }
+        // Shown as 0 before the first refusal or retry, so their rates can be graphed and
+        // alerted on from the start.
+        for reason in ["queue_full", "deadline", "caller_gone"] {
+            metrics::counter!("db_writes_not_started_total", "reason" => reason).increment(0);
+        }
+        metrics::counter!("db_transaction_retries_total").increment(0);
         Committer {
             queue,
             watch,
             deadline: batching.deadline,
+            max_batch,
+        }
+    }
+
+    pub fn load(&self) -> QueueLoad {
+        let (waiting, capacity) = self.watch.load();
+        QueueLoad {
+            waiting,
+            capacity,
+            max_batch: self.max_batch,
         }
     }
 

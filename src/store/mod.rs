@@ -31,6 +31,7 @@ mod rows;
 mod sqlite;
 
 pub use batch::{Batching, Shared, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH};
+pub use committer::QueueLoad;
 pub use error::{Fault, StoreError, StoreFault};
 pub use retry::WRITE_DEADLINE;
 pub use rows::Row;
@@ -336,15 +337,33 @@ impl Db {
         }
     }
 
-    /// Pool usage, for the metrics endpoint: (pool name, open connections, idle connections).
-    pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize)> {
-        match &self.pools {
-            Pools::Postgres { pool, .. } => vec![("main", pool.size(), pool.num_idle())],
-            Pools::Sqlite { read, write, .. } => vec![
-                ("read", read.size(), read.num_idle()),
-                ("write", write.size(), write.num_idle()),
-            ],
+    /// Pool usage, for the metrics endpoint: (pool name, open connections, idle connections,
+    /// the pool's limit).
+    pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize, u32)> {
+        fn stats<DB: sqlx::Database>(
+            name: &'static str,
+            pool: &sqlx::Pool<DB>,
+        ) -> (&'static str, u32, usize, u32) {
+            let max = pool.options().get_max_connections();
+            (name, pool.size(), pool.num_idle(), max)
         }
+        match &self.pools {
+            Pools::Postgres { pool, .. } => vec![stats("main", pool)],
+            Pools::Sqlite { read, write, .. } => vec![stats("read", read), stats("write", write)],
+        }
+    }
+
+    /// The write queue now, for the metrics endpoint.
+    pub fn write_queue(&self) -> QueueLoad {
+        let (Pools::Postgres { committer, .. } | Pools::Sqlite { committer, .. }) = &self.pools;
+        committer.load()
+    }
+
+    /// Writes are failing as readiness judges them without asking the database: storage
+    /// refused them and none has committed since, or they wait and none commits.
+    pub fn writes_failing(&self) -> bool {
+        let (Pools::Postgres { committer, .. } | Pools::Sqlite { committer, .. }) = &self.pools;
+        self.writes_failing.load(Ordering::Relaxed) || committer.stalled()
     }
 
     pub async fn close(&self) {

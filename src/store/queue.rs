@@ -88,6 +88,11 @@ impl Watch {
             .store((old * 7 + sample) / 8, Ordering::Relaxed);
     }
 
+    /// Writes waiting for a batch, and how many may wait (for the metrics endpoint).
+    pub fn load(&self) -> (usize, usize) {
+        (self.waiting(), self.bound())
+    }
+
     /// Writes waiting for a batch (not for a held row).
     fn waiting(&self) -> usize {
         let parked = self.parked.load(Ordering::Relaxed);

@@ -7,6 +7,7 @@ mod auth;
 mod balance;
 mod cancellation;
 mod coupons;
+mod dashboard;
 mod errors;
 mod faults;
 mod group_commit;
