@@ -359,11 +359,6 @@ impl TestApp {
         .await
     }
 
-    /// The test's own pool on the same database.
-    pub fn raw(&self) -> &Raw {
-        &self.raw
-    }
-
     /// A GET to another instance's router.
     pub fn get_from(&self, instance: &Arc<AppState>, path: &str) -> Call {
         Call {
