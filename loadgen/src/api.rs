@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use commerce::ids::UserId;
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +36,9 @@ pub struct User {
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
-    base: Arc<str>,
+    /// The servers, taken in turn request by request, as a round-robin load balancer would.
+    bases: Arc<[Box<str>]>,
+    turn: Arc<AtomicUsize>,
     secret: Arc<str>,
     admin: Arc<str>,
 }
@@ -45,6 +48,11 @@ const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 
 impl Api {
     pub fn new(base: &str, secret: &str, connections: usize) -> anyhow::Result<Api> {
+        Api::spread(&[base], secret, connections)
+    }
+
+    /// An API served by several instances.
+    pub fn spread(bases: &[&str], secret: &str, connections: usize) -> anyhow::Result<Api> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(connections)
             .tcp_nodelay(true)
@@ -54,7 +62,11 @@ impl Api {
         let admin = mint(secret, 1, true);
         Ok(Api {
             http,
-            base: base.trim_end_matches('/').into(),
+            bases: bases
+                .iter()
+                .map(|b| b.trim_end_matches('/').into())
+                .collect(),
+            turn: Arc::default(),
             secret: secret.into(),
             admin: admin.into(),
         })
@@ -74,7 +86,8 @@ impl Api {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> anyhow::Result<Reply> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        let base = &self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()];
+        let mut request = self.http.request(method, format!("{base}{path}"));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -12,6 +12,7 @@ use crate::database::Database;
 use crate::driver::Load;
 use crate::invariants;
 use crate::report::{self, Ceiling, Row, Subject};
+use crate::scaling;
 use crate::scenario::{self, Outcome, Scenario};
 use crate::server::{RssSampler, Server};
 
@@ -27,7 +28,15 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<bool> {
         database.remove().await;
         held &= measured?;
     }
-    let table = report::table(&rows);
+    let mut table = report::table(&rows);
+    if args.instances > 1 {
+        let (scaling, ok) = scaling::compare(&args, &bin, SECRET).await?;
+        held &= ok;
+        table.push_str(&format!(
+            "\nPostgreSQL, {} instances on one database against one, same run:\n\n{scaling}",
+            args.instances
+        ));
+    }
     let targets = report::target_list(&report::targets(&rows));
     println!("\n{table}\nTargets (reported, not asserted):\n{targets}");
     std::fs::create_dir_all(&args.out)?;

@@ -117,6 +117,10 @@ pub struct BenchArgs {
     /// throughput (the peak), to check its p99.
     #[arg(long, default_value_t = 0.65)]
     pub paced_fraction: f64,
+    /// With 2 or more: also start that many servers on one PostgreSQL database and measure
+    /// reads and writes spread over them against one of them, in the same run.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub instances: u8,
     /// Where the markdown report is written.
     #[arg(long, default_value = "bench-results")]
     pub out: PathBuf,

@@ -12,6 +12,7 @@ mod database;
 mod driver;
 mod invariants;
 mod report;
+mod scaling;
 mod scenario;
 mod server;
 mod stats;
