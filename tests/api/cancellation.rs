@@ -22,7 +22,7 @@ async fn placed(app: &TestApp, user: i64, body: Value) -> i64 {
     response.body["id"].as_i64().unwrap()
 }
 
-async fn cancel(app: &TestApp, user: i64, order: i64) -> Response {
+pub async fn cancel(app: &TestApp, user: i64, order: i64) -> Response {
     app.post(&format!("/api/v1/orders/{order}/cancel"))
         .token(&app.token(user))
         .send()

@@ -1,6 +1,7 @@
 //! Money at the largest settings (maximum charge = maximum balance = 10^15 won): every answer
 //! is one of the contract's codes, never a 500, on both backends, whatever the balance.
 
+use crate::cancellation::cancel;
 use crate::harness::{settings, Backend, Response, TestApp};
 use crate::on_both_backends;
 use axum::http::StatusCode;
@@ -30,13 +31,6 @@ async fn order(app: &TestApp, user: i64, product: i64) -> i64 {
     assert_eq!(response.status, StatusCode::CREATED, "{}", response.text);
     assert_eq!(response.body["paid_amount"], LARGEST_ORDER);
     response.body["id"].as_i64().unwrap()
-}
-
-async fn cancel(app: &TestApp, user: i64, order: i64) -> Response {
-    app.post(&format!("/api/v1/orders/{order}/cancel"))
-        .token(&app.token(user))
-        .send()
-        .await
 }
 
 async fn at_the_largest_settings_every_answer_is_a_contract_code(backend: Backend) {

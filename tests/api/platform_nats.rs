@@ -173,6 +173,19 @@ pub fn free_port() -> u16 {
 }
 
 /// A NATS server of the test's own, with JetStream storage in a temporary directory.
+/// A private NATS server, the app on it and its relay and consumer running.
+pub async fn on_private_nats(
+    backend: Backend,
+) -> (PrivateNats, TestApp, Arc<Transport>, CancellationToken) {
+    let port = free_port();
+    let nats = PrivateNats::start(port, tempfile::tempdir().unwrap()).await;
+    let app =
+        TestApp::with_settings(backend, nats_settings(&format!("nats://127.0.0.1:{port}"))).await;
+    let transport = Arc::new(Transport::from_settings(&app.state.settings).await.unwrap());
+    let shutdown = start_pipeline(&app, transport.clone());
+    (nats, app, transport, shutdown)
+}
+
 pub struct PrivateNats {
     child: tokio::process::Child,
     port: u16,
@@ -209,12 +222,7 @@ impl PrivateNats {
 async fn orders_succeed_while_nats_is_down_and_their_events_follow_when_it_returns(
     backend: Backend,
 ) {
-    let port = free_port();
-    let nats = PrivateNats::start(port, tempfile::tempdir().unwrap()).await;
-    let app =
-        TestApp::with_settings(backend, nats_settings(&format!("nats://127.0.0.1:{port}"))).await;
-    let transport = Arc::new(Transport::from_settings(&app.state.settings).await.unwrap());
-    let shutdown = start_pipeline(&app, transport.clone());
+    let (nats, app, _, shutdown) = on_private_nats(backend).await;
     let a = app.product("A", 100, 100).await;
     buy(&app, 1, a, 1).await;
     wait_for_ranking(&app, vec![(a, 1)], Duration::from_secs(10)).await;

@@ -5,7 +5,7 @@
 use crate::harness::{Backend, TestApp};
 use crate::platform::{buy, popular, ranking};
 use crate::platform_nats::{
-    eventually, free_port, nats_settings, redeliver_the_stream, start_pipeline, undelivered,
+    eventually, nats_settings, on_private_nats, redeliver_the_stream, start_pipeline, undelivered,
     wait_for_ranking, PrivateNats, SHARED_NATS,
 };
 use commerce::outbox::Transport;
@@ -24,12 +24,7 @@ async fn todays_sales(app: &TestApp) -> Value {
 }
 
 async fn the_platform_catches_up_after_nats_restarts_with_an_empty_store(backend: Backend) {
-    let port = free_port();
-    let nats = PrivateNats::start(port, tempfile::tempdir().unwrap()).await;
-    let app =
-        TestApp::with_settings(backend, nats_settings(&format!("nats://127.0.0.1:{port}"))).await;
-    let transport = Arc::new(Transport::from_settings(&app.state.settings).await.unwrap());
-    let shutdown = start_pipeline(&app, transport.clone());
+    let (nats, app, transport, shutdown) = on_private_nats(backend).await;
     let a = app.product("A", 100, 100).await;
     let b = app.product("B", 100, 100).await;
     buy(&app, 1, a, 1).await;
