@@ -13,6 +13,7 @@ use crate::config::{LogFormat, ServeArgs, Settings};
 use crate::http::{self, JwtKeys};
 use crate::ids::UserId;
 use crate::store::{self, Batching, Db};
+use crate::telemetry::Traces;
 use crate::{coupon, demo, idempotency, outbox, platform, product};
 
 /// Everything a request handler can reach.
@@ -60,7 +61,8 @@ impl AppState {
 
 /// `commerce serve`: migrate, start the background work, serve until SIGTERM or Ctrl-C.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing(args.log_format);
+    let traces = Traces::from_env()?;
+    init_tracing(args.log_format, traces.as_ref());
     // Before anything records: series registered at start (at 0) are lost without a recorder.
     http::metrics_recorder();
     let secret = match (&args.jwt_secret, args.demo) {
@@ -145,6 +147,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
     db.close().await;
+    if let Some(traces) = traces {
+        if let Err(error) = traces.shutdown().await {
+            tracing::warn!(%error, "traces were not all exported");
+        }
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -209,16 +216,24 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; draining in-flight requests");
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr as `RUST_LOG` filters them; spans to OTLP too when `traces` is on (filtered
+/// on their own, so a quieter log does not thin the traces).
+fn init_tracing(format: LogFormat, traces: Option<&Traces>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(traces.map(Traces::layer))
+        .try_init();
 }
 
 /// Mints a token for the CLI and the demo.

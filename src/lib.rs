@@ -19,3 +19,4 @@ pub mod page;
 pub mod platform;
 pub mod product;
 pub mod store;
+pub mod telemetry;

@@ -49,13 +49,18 @@ pub async fn cancel(
     let attempt = key.map(|key| Attempt::new(by.user(), key, by.operation(), &id.get()));
     let now = state.clock.now();
     let window = state.settings.order_cancel_window;
+    // Taken here: on SQLite the write runs in its batch's span, not the request's.
+    let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
     let outcome: Outcome<Order, OrderError> = state
         .db
         .write(move |conn| {
             let attempt = attempt.clone();
+            let traceparent = traceparent.clone();
             Box::pin(async move {
                 idempotency::once(conn, attempt.as_ref(), now, render, move |conn| {
-                    Box::pin(async move { execute(conn, by, id, window, now).await })
+                    Box::pin(async move {
+                        execute(conn, by, id, window, now, traceparent.as_deref()).await
+                    })
                 })
                 .await
             })
@@ -79,6 +84,7 @@ async fn execute(
     id: OrderId,
     window: Duration,
     now: DateTime<Utc>,
+    traceparent: Option<&str>,
 ) -> Result<Order, OrderError> {
     let mut order = conn
         .order(id)
@@ -141,7 +147,7 @@ async fn execute(
             })
             .collect(),
     };
-    outbox::enqueue(conn, ORDER_CANCELLED, &event, now).await?;
+    outbox::enqueue(conn, ORDER_CANCELLED, &event, now, traceparent).await?;
     order.status = OrderStatus::Cancelled;
     order.cancelled_at = Some(now);
     Ok(Order::from(order))

@@ -31,6 +31,9 @@ pub(super) struct Placing {
     pub attempt: Option<Attempt>,
     pub now: DateTime<Utc>,
     pub render: Render<Order, OrderError>,
+    /// Its request's `traceparent`: the batch runs in a span of its own, and the order's event
+    /// belongs to the request's trace.
+    pub traceparent: Option<String>,
 }
 
 #[async_trait]
@@ -363,7 +366,7 @@ async fn placed(
                     .collect(),
             };
             let payload = serde_json::to_string(&event).map_err(StoreError::corrupt)?;
-            Ok((payload, order.now))
+            Ok((payload, order.now, order.traceparent.clone()))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     if !events.is_empty() {

@@ -144,6 +144,7 @@ pub async fn place(
         attempt,
         now: state.clock.now(),
         render,
+        traceparent: crate::telemetry::traceparent(&tracing::Span::current()),
     };
     let outcome = state.db.write_shared(placing).await;
     settle(

@@ -3,12 +3,14 @@
 
 use async_nats::jetstream::context::{Publish, PublishErrorKind};
 use std::time::Duration;
+use tracing::Span;
 
 use super::Event;
 use crate::app::AppState;
 use crate::config::Settings;
 use crate::events::jetstream::JetStream;
 use crate::platform;
+use crate::telemetry;
 
 /// A publish that is not acknowledged in this time counts as failed; the event is retried.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,12 +55,17 @@ impl Transport {
     ) -> (Vec<i64>, Option<String>) {
         match self {
             Transport::InProcess => {
+                // Each delivery span lasts until the platform has consumed the batch.
+                let deliveries: Vec<(Span, Option<String>)> =
+                    events.iter().map(|e| delivery(e, "in-process")).collect();
                 let batch: Vec<platform::Delivered> = events
                     .iter()
-                    .map(|e| platform::Delivered {
+                    .zip(&deliveries)
+                    .map(|(e, (_, traceparent))| platform::Delivered {
                         id: e.id,
                         topic: &e.topic,
                         payload: &e.payload,
+                        traceparent: traceparent.as_deref(),
                     })
                     .collect();
                 match platform::consume(state, &batch).await {
@@ -69,6 +76,21 @@ impl Transport {
             Transport::JetStream(nats) => publish_all(nats, events).await,
         }
     }
+}
+
+/// The span of one event's delivery, in the trace of the request that wrote it, and the
+/// `traceparent` the consumer continues: the delivery's, or the stored one when this process
+/// does not trace.
+fn delivery(event: &Event, transport: &'static str) -> (Span, Option<String>) {
+    let span = tracing::info_span!(
+        "outbox.deliver",
+        event_id = event.id,
+        topic = %event.topic,
+        transport
+    );
+    telemetry::continue_trace(&span, event.traceparent.as_deref());
+    let traceparent = telemetry::traceparent(&span).or_else(|| event.traceparent.clone());
+    (span, traceparent)
 }
 
 /// Publishes the batch; when the stream turns out to be gone (NATS restarted without its
@@ -101,12 +123,17 @@ async fn publish_batch(nats: &JetStream, events: &[Event]) -> (Vec<i64>, Option<
     let mut pending = Vec::with_capacity(events.len());
     let mut failure = None;
     for event in events {
-        let message = Publish::build()
+        // The span lasts until JetStream has acknowledged the event.
+        let (span, traceparent) = delivery(event, "jetstream");
+        let mut message = Publish::build()
             .message_id(event.id.to_string())
             .payload(event.payload.clone().into());
+        if let Some(traceparent) = traceparent {
+            message = message.header(telemetry::TRACEPARENT, traceparent.as_str());
+        }
         let subject = format!("{}.{}", nats.stream(), event.topic);
         match nats.context().send_publish(subject, message).await {
-            Ok(ack) => pending.push((event.id, ack)),
+            Ok(ack) => pending.push((event.id, ack, span)),
             Err(error) => {
                 failure = Some(Failure::Other(error.to_string()));
                 break;
@@ -114,7 +141,7 @@ async fn publish_batch(nats: &JetStream, events: &[Event]) -> (Vec<i64>, Option<
         }
     }
     let mut delivered = Vec::with_capacity(pending.len());
-    for (id, ack) in pending {
+    for (id, ack, _span) in pending {
         match tokio::time::timeout(PUBLISH_TIMEOUT, ack).await {
             Ok(Ok(_)) => delivered.push(id),
             Ok(Err(error)) if error.kind() == PublishErrorKind::StreamNotFound => {

@@ -5,6 +5,7 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
 
 use super::{daily, PlatformError};
 use crate::app::AppState;
@@ -12,12 +13,15 @@ use crate::clock::shop_day;
 use crate::events::jetstream::JetStream;
 use crate::events::{OrderCancelled, OrderPaid, SoldItem, ORDER_CANCELLED, ORDER_PAID};
 use crate::store::{Conn, StoreError};
+use crate::telemetry;
 
-/// An event as delivered: its id (the idempotency key), topic and payload.
+/// An event as delivered: its id (the idempotency key), topic, payload and the W3C
+/// `traceparent` of its delivery, which its consumption continues.
 pub struct Delivered<'a> {
     pub id: i64,
     pub topic: &'a str,
     pub payload: &'a str,
+    pub traceparent: Option<&'a str>,
 }
 
 /// What an event does to one shop day's figures.
@@ -34,10 +38,19 @@ enum Change {
 /// holding them back would block every later event.
 pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), PlatformError> {
     let tz = state.settings.time_zone;
-    let readable: Vec<(i64, NaiveDate, Change)> = events
+    let readable: Vec<(i64, NaiveDate, Change, Span)> = events
         .iter()
         .filter_map(|event| match readable(event, tz) {
-            Ok((day, change)) => Some((event.id, day, change)),
+            Ok((day, change)) => {
+                // Ends when the transaction has committed (or failed).
+                let span = tracing::info_span!(
+                    "platform.consume",
+                    event_id = event.id,
+                    topic = event.topic
+                );
+                telemetry::continue_trace(&span, event.traceparent);
+                Some((event.id, day, change, span))
+            }
             Err(why) => {
                 metrics::counter!("platform_events_rejected_total").increment(1);
                 tracing::error!(
@@ -61,11 +74,17 @@ pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), P
             let readable = readable.clone();
             Box::pin(async move {
                 let mut applied = 0u64;
-                for (id, day, change) in readable.iter() {
-                    if conn.mark_processed(*id, now).await? {
-                        apply(conn, *day, change, tz, now).await?;
-                        applied += 1;
+                for (id, day, change, span) in readable.iter() {
+                    let fresh = async {
+                        let fresh = conn.mark_processed(*id, now).await?;
+                        if fresh {
+                            apply(conn, *day, change, tz, now).await?;
+                        }
+                        Ok::<_, StoreError>(fresh)
                     }
+                    .instrument(span.clone())
+                    .await?;
+                    applied += u64::from(fresh);
                 }
                 Ok::<_, PlatformError>((applied, readable.len() as u64 - applied))
             })
@@ -219,12 +238,18 @@ async fn consume_messages(
             .unwrap_or_default()
             .to_owned();
         let payload = String::from_utf8_lossy(&message.payload).into_owned();
+        let traceparent = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(telemetry::TRACEPARENT))
+            .map(|v| v.as_str());
         consume(
             state,
             &[Delivered {
                 id,
                 topic: &topic,
                 payload: &payload,
+                traceparent,
             }],
         )
         .await

@@ -16,6 +16,7 @@
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use opentelemetry::trace::SpanContext;
 use std::any::{Any, TypeId};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -114,6 +115,8 @@ pub(super) trait Job: Send {
     /// When it arrived, and the instant after which it may not start.
     fn queued_at(&self) -> Instant;
     fn deadline(&self) -> Instant;
+    /// The span of the request that queued it, for the batch's span to link to.
+    fn trace(&self) -> Option<&SpanContext>;
     fn as_any(&mut self) -> &mut dyn Any;
 }
 
@@ -123,6 +126,7 @@ pub(super) struct Reply<R> {
     to: oneshot::Sender<R>,
     queued_at: Instant,
     deadline: Instant,
+    trace: Option<SpanContext>,
     /// Its place in the queue's count, given back when the write is answered or dropped.
     _slot: Slot,
 }
@@ -135,6 +139,7 @@ impl<R> Reply<R> {
             to,
             queued_at,
             deadline: queued_at + deadline,
+            trace: crate::telemetry::current_span_context(),
             _slot: slot,
         }
     }
@@ -210,6 +215,10 @@ where
         self.reply.deadline
     }
 
+    fn trace(&self) -> Option<&SpanContext> {
+        self.reply.trace.as_ref()
+    }
+
     fn as_any(&mut self) -> &mut dyn Any {
         self
     }
@@ -255,6 +264,10 @@ impl<W: Shared> Job for Together<W> {
 
     fn deadline(&self) -> Instant {
         self.reply.deadline
+    }
+
+    fn trace(&self) -> Option<&SpanContext> {
+        self.reply.trace.as_ref()
     }
 
     fn as_any(&mut self) -> &mut dyn Any {

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Mutex as TurnLock, OwnedMutexGuard};
+use tracing::Instrument;
 
 use super::batch::{run_batch, Batching, Job, Lone, Reply, Together};
 use super::queue::{Parking, Watch};
@@ -195,7 +196,10 @@ where
         }
         let started = Instant::now();
         let turn = (line.max_batch > 1).then_some(turn);
-        let committed = run_to_the_end(&line, jobs, turn).await;
+        // The batch is a trace of its own, linked to the requests it carries.
+        let span = tracing::info_span!("db.batch", writes = jobs.len());
+        crate::telemetry::link(&span, jobs.iter().filter_map(|job| job.trace()));
+        let committed = run_to_the_end(&line, jobs, turn).instrument(span).await;
         metrics::counter!("db_write_batches_total").increment(1);
         line.watch.finished(started.elapsed(), committed);
     }

@@ -11,7 +11,12 @@ pub struct Event {
     pub id: i64,
     pub topic: String,
     pub payload: String,
+    /// The W3C `traceparent` of the request that wrote it, when traces are on.
+    pub traceparent: Option<String>,
 }
+
+/// An event to write: its payload, when it happened and the writer's `traceparent`.
+pub type NewEvent = (String, DateTime<Utc>, Option<String>);
 
 #[async_trait]
 pub trait OutboxStore {
@@ -20,14 +25,11 @@ pub trait OutboxStore {
         topic: &str,
         payload: &str,
         now: DateTime<Utc>,
+        traceparent: Option<&str>,
     ) -> Result<i64, StoreError>;
 
-    /// One event per (payload, time), in order.
-    async fn insert_events(
-        &mut self,
-        topic: &str,
-        events: &[(String, DateTime<Utc>)],
-    ) -> Result<(), StoreError>;
+    /// One event per entry, in order.
+    async fn insert_events(&mut self, topic: &str, events: &[NewEvent]) -> Result<(), StoreError>;
 
     /// Events written but not yet delivered.
     async fn outbox_backlog(&mut self) -> Result<i64, StoreError>;

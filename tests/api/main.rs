@@ -28,5 +28,6 @@ mod products;
 mod replica;
 mod stalls;
 mod strict_input;
+mod traces;
 mod transient;
 mod write_limits;

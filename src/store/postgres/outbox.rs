@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use crate::store::outbox::{Event, OutboxStore};
+use crate::store::outbox::{Event, NewEvent, OutboxStore};
 use crate::store::StoreError;
 
 #[derive(sqlx::FromRow)]
@@ -10,6 +10,7 @@ struct Pending {
     id: i64,
     topic: String,
     payload: String,
+    traceparent: Option<String>,
 }
 
 #[async_trait]
@@ -19,30 +20,31 @@ impl OutboxStore for PgConnection {
         topic: &str,
         payload: &str,
         now: DateTime<Utc>,
+        traceparent: Option<&str>,
     ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO outbox (topic, payload, created_at) VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO outbox (topic, payload, created_at, traceparent) VALUES ($1, $2, $3, $4)
+             RETURNING id",
         )
         .bind(topic)
         .bind(payload)
         .bind(now)
+        .bind(traceparent)
         .fetch_one(&mut *self)
         .await?)
     }
 
-    async fn insert_events(
-        &mut self,
-        topic: &str,
-        events: &[(String, DateTime<Utc>)],
-    ) -> Result<(), StoreError> {
+    async fn insert_events(&mut self, topic: &str, events: &[NewEvent]) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO outbox (topic, payload, created_at)
-             SELECT $1, p, at FROM UNNEST($2::text[], $3::timestamptz[]) WITH ORDINALITY AS e(p, at, n)
+            "INSERT INTO outbox (topic, payload, created_at, traceparent)
+             SELECT $1, p, at, tp
+             FROM UNNEST($2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY AS e(p, at, tp, n)
              ORDER BY n",
         )
         .bind(topic)
-        .bind(events.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|&(_, at)| at).collect::<Vec<_>>())
+        .bind(events.iter().map(|(p, _, _)| p.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|&(_, at, _)| at).collect::<Vec<_>>())
+        .bind(events.iter().map(|(_, _, tp)| tp.as_deref()).collect::<Vec<_>>())
         .execute(&mut *self)
         .await?;
         Ok(())
@@ -60,7 +62,7 @@ impl OutboxStore for PgConnection {
     /// skips them instead of sending the same events.
     async fn pending_events(&mut self, limit: i64) -> Result<Vec<Event>, StoreError> {
         let pending: Vec<Pending> = sqlx::query_as(
-            "SELECT id, topic, payload FROM outbox WHERE delivered_at IS NULL
+            "SELECT id, topic, payload, traceparent FROM outbox WHERE delivered_at IS NULL
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(limit)
@@ -72,6 +74,7 @@ impl OutboxStore for PgConnection {
                 id: p.id,
                 topic: p.topic,
                 payload: p.payload,
+                traceparent: p.traceparent,
             })
             .collect())
     }

@@ -4,7 +4,7 @@ use sqlx::SqliteConnection;
 
 use super::product::json_ids;
 use super::{json_rows, micros};
-use crate::store::outbox::{Event, OutboxStore};
+use crate::store::outbox::{Event, NewEvent, OutboxStore};
 use crate::store::StoreError;
 
 #[derive(sqlx::FromRow)]
@@ -12,6 +12,7 @@ struct Pending {
     id: i64,
     topic: String,
     payload: String,
+    traceparent: Option<String>,
 }
 
 #[async_trait]
@@ -21,28 +22,30 @@ impl OutboxStore for SqliteConnection {
         topic: &str,
         payload: &str,
         now: DateTime<Utc>,
+        traceparent: Option<&str>,
     ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO outbox (topic, payload, created_at) VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO outbox (topic, payload, created_at, traceparent) VALUES ($1, $2, $3, $4)
+             RETURNING id",
         )
         .bind(topic)
         .bind(payload)
         .bind(micros(now))
+        .bind(traceparent)
         .fetch_one(&mut *self)
         .await?)
     }
 
-    async fn insert_events(
-        &mut self,
-        topic: &str,
-        events: &[(String, DateTime<Utc>)],
-    ) -> Result<(), StoreError> {
+    async fn insert_events(&mut self, topic: &str, events: &[NewEvent]) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO outbox (topic, payload, created_at)
-             SELECT $1, e.value ->> 0, e.value ->> 1 FROM json_each($2) AS e ORDER BY e.key",
+            "INSERT INTO outbox (topic, payload, created_at, traceparent)
+             SELECT $1, e.value ->> 0, e.value ->> 1, e.value ->> 2
+             FROM json_each($2) AS e ORDER BY e.key",
         )
         .bind(topic)
-        .bind(json_rows(events.iter().map(|(p, at)| (p, micros(*at)))))
+        .bind(json_rows(
+            events.iter().map(|(p, at, tp)| (p, micros(*at), tp)),
+        ))
         .execute(&mut *self)
         .await?;
         Ok(())
@@ -59,7 +62,7 @@ impl OutboxStore for SqliteConnection {
     /// No row locks in SQLite: its single writer is what keeps two relays apart.
     async fn pending_events(&mut self, limit: i64) -> Result<Vec<Event>, StoreError> {
         let pending: Vec<Pending> = sqlx::query_as(
-            "SELECT id, topic, payload FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
+            "SELECT id, topic, payload, traceparent FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&mut *self)
@@ -70,6 +73,7 @@ impl OutboxStore for SqliteConnection {
                 id: p.id,
                 topic: p.topic,
                 payload: p.payload,
+                traceparent: p.traceparent,
             })
             .collect())
     }
