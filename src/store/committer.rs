@@ -251,7 +251,7 @@ where
         let mut parking = line.parking.lock().expect("parking");
         let mut batch = Vec::with_capacity(candidates.len());
         for job in candidates {
-            if parking.blocking(&job.rows()) {
+            if parking.blocks(&*job) {
                 parking.park(job);
             } else {
                 batch.push(job);
@@ -354,7 +354,7 @@ where
                 let mut parking = line.parking.lock().expect("parking");
                 parking.update(&rows, held);
                 let (blocked, free): (Vec<_>, Vec<_>) =
-                    jobs.into_iter().partition(|j| parking.blocking(&j.rows()));
+                    jobs.into_iter().partition(|j| parking.blocks(&**j));
                 blocked.into_iter().for_each(|j| parking.park(j));
                 jobs = free;
                 continue;

@@ -161,13 +161,17 @@ impl Parking {
         jobs
     }
 
-    /// Whether another session holds one of `rows`, as far as known.
-    pub fn blocking(&self, rows: &[Row]) -> bool {
-        rows.iter().any(|r| self.held.contains(r))
+    /// Whether another session holds a row `job` needs, as far as known. Nothing is held
+    /// almost always: then the job's rows are not even listed (this runs for every write).
+    pub fn blocks(&self, job: &dyn Job) -> bool {
+        !self.held.is_empty() && job.rows().iter().any(|r| self.held.contains(r))
     }
 
     /// The rows held as far as known, among those `jobs` need.
     pub fn held_among(&self, jobs: &[Box<dyn Job>]) -> Vec<Row> {
+        if self.held.is_empty() {
+            return Vec::new();
+        }
         let mut rows: Vec<Row> = jobs
             .iter()
             .flat_map(|j| j.rows())
@@ -195,6 +199,9 @@ impl Parking {
 
     /// Forgets held rows no set-aside write needs: a later batch that meets one finds it again.
     pub fn forget_unneeded(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
         let needed: HashSet<Row> = self.jobs.iter().flat_map(|j| j.rows()).collect();
         self.held.retain(|r| needed.contains(r));
     }
