@@ -3,18 +3,16 @@
 //! every paid order reaches the platform and is counted once.
 
 use futures::future::join_all;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::harness::{Backend, TestApp};
+use crate::harness::Backend;
 use crate::platform::{buy, popular, ranking};
 use crate::platform_nats::{
-    free_port, nats_settings, redeliver_the_stream, start_pipeline, undelivered, wait_for_ranking,
+    free_port, nats_settings, on_nats, redeliver_the_stream, undelivered, wait_for_ranking,
     with_nats, NATS_SERVER,
 };
 use commerce::config::Settings;
 use commerce::events::jetstream::JetStream;
-use commerce::outbox::Transport;
 
 const NODES: usize = 3;
 
@@ -123,9 +121,7 @@ async fn a_node_lost_under_load_loses_no_event(backend: Backend) {
         nats_replicas: 3,
         ..nats_settings(&cluster.url())
     };
-    let app = TestApp::with_settings(backend, settings).await;
-    let transport = Arc::new(Transport::from_settings(&app.state.settings).await.unwrap());
-    let shutdown = start_pipeline(&app, transport.clone());
+    let (app, transport, shutdown) = on_nats(backend, settings).await;
     let product = app.product("Replicated", 100, 10_000).await;
 
     // Orders in waves of 10 users at once; between the second and the third, the node that

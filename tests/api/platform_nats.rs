@@ -140,11 +140,9 @@ pub async fn redeliver_the_stream(nats: &JetStream) -> u64 {
 }
 
 async fn orders_reach_the_platform_through_jetstream_once(backend: Backend) {
-    let app =
-        TestApp::with_settings(backend, nats_settings(&format!("nats://{SHARED_NATS}"))).await;
-    let transport = Arc::new(Transport::from_settings(&app.state.settings).await.unwrap());
+    let settings = nats_settings(&format!("nats://{SHARED_NATS}"));
+    let (app, transport, shutdown) = on_nats(backend, settings).await;
     let nats = transport.jetstream().unwrap();
-    let shutdown = start_pipeline(&app, transport.clone());
     let a = app.product("A", 100, 100).await;
     let b = app.product("B", 100, 100).await;
     buy(&app, 1, a, 2).await;
@@ -179,11 +177,20 @@ pub async fn on_private_nats(
 ) -> (PrivateNats, TestApp, Arc<Transport>, CancellationToken) {
     let port = free_port();
     let nats = PrivateNats::start(port, tempfile::tempdir().unwrap()).await;
-    let app =
-        TestApp::with_settings(backend, nats_settings(&format!("nats://127.0.0.1:{port}"))).await;
+    let settings = nats_settings(&format!("nats://127.0.0.1:{port}"));
+    let (app, transport, shutdown) = on_nats(backend, settings).await;
+    (nats, app, transport, shutdown)
+}
+
+/// The app with `settings` (a NATS URL among them), its relay and consumer running.
+pub async fn on_nats(
+    backend: Backend,
+    settings: Settings,
+) -> (TestApp, Arc<Transport>, CancellationToken) {
+    let app = TestApp::with_settings(backend, settings).await;
     let transport = Arc::new(Transport::from_settings(&app.state.settings).await.unwrap());
     let shutdown = start_pipeline(&app, transport.clone());
-    (nats, app, transport, shutdown)
+    (app, transport, shutdown)
 }
 
 pub struct PrivateNats {

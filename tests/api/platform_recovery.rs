@@ -5,12 +5,10 @@
 use crate::harness::{Backend, TestApp};
 use crate::platform::{buy, popular, ranking};
 use crate::platform_nats::{
-    eventually, nats_settings, on_private_nats, redeliver_the_stream, start_pipeline, undelivered,
+    eventually, nats_settings, on_nats, on_private_nats, redeliver_the_stream, undelivered,
     wait_for_ranking, PrivateNats, SHARED_NATS,
 };
-use commerce::outbox::Transport;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Today's live figures from the admin statistics.
@@ -64,11 +62,9 @@ async fn the_platform_catches_up_after_nats_restarts_with_an_empty_store(backend
 /// Without a reconnection to tell: the relay learns it from a publish that finds no stream, the
 /// consumer from the server telling it it was deleted with the stream.
 async fn a_stream_deleted_under_a_running_service_is_created_again(backend: Backend) {
-    let app =
-        TestApp::with_settings(backend, nats_settings(&format!("nats://{SHARED_NATS}"))).await;
-    let transport = Arc::new(Transport::from_settings(&app.state.settings).await.unwrap());
+    let settings = nats_settings(&format!("nats://{SHARED_NATS}"));
+    let (app, transport, shutdown) = on_nats(backend, settings).await;
     let nats = transport.jetstream().unwrap();
-    let shutdown = start_pipeline(&app, transport.clone());
     let a = app.product("A", 100, 100).await;
     buy(&app, 1, a, 1).await;
     wait_for_ranking(&app, vec![(a, 1)], Duration::from_secs(10)).await;
