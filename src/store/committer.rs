@@ -56,6 +56,8 @@ struct Line<DB: Database> {
     begin: &'static str,
     writes_failing: Arc<AtomicBool>,
     max_batch: usize,
+    /// The longest a COMMIT may take before its outcome counts as unknown.
+    commit_wait: Duration,
     /// The turn to take a batch: held from taking it until its rows are locked and decided.
     waiting: Arc<TurnLock<Queue>>,
     parking: Mutex<Parking>,
@@ -85,6 +87,7 @@ impl Committer {
             begin,
             writes_failing,
             max_batch,
+            commit_wait: batching.deadline,
             waiting: Arc::new(TurnLock::new(waiting)),
             parking: Mutex::new(Parking::new(watch.clone())),
             watch: watch.clone(),
@@ -415,11 +418,11 @@ where
         tx.rollback().await;
         return Err(Again::CallersLeft);
     }
-    // From here a caller who leaves may find the write done: the COMMIT is under way.
-    let wait = until
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_secs(1));
-    match tokio::time::timeout(wait, tx.commit()).await {
+    // From here a caller who leaves may find the write done: the COMMIT is under way. A slow
+    // COMMIT (a loaded disk) is waited for a whole deadline, not what is left of the batch's:
+    // cutting it short would answer 503 for a write that then lands. Only a database that
+    // stops answering runs past it.
+    match tokio::time::timeout(line.commit_wait, tx.commit()).await {
         Ok(result) => result.map_err(Again::Failed),
         Err(_) => Err(Again::Failed(StoreError::new(
             Fault::OutcomeUnknown,
