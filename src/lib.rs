@@ -3,20 +3,17 @@
 
 pub mod app;
 pub mod balance;
-pub mod bounds;
-pub mod clock;
 pub mod config;
 pub mod coupon;
 pub mod demo;
 pub mod events;
 pub mod http;
 pub mod idempotency;
-pub mod ids;
-pub mod money;
 pub mod order;
 pub mod outbox;
-pub mod page;
 pub mod platform;
 pub mod product;
 pub mod store;
 pub mod telemetry;
+
+pub use commerce_domain::{bounds, clock, ids, money, page};

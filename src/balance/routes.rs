@@ -11,10 +11,10 @@ use super::service::{self, BalanceView, ChargeReceipt, HistoryEntry, Limits};
 use crate::app::AppState;
 use crate::bounds;
 use crate::http::answer::{render, respond};
-use crate::http::extract::{IdempotencyKeyParam, PageParams};
+use crate::http::extract::{IdempotencyKeyParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_PAGE};
 use crate::http::{AuthUser, IdempotencyHeader, Json, WriteUser};
-use crate::page::{Page, PageRequest};
+use crate::page::Page;
 
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -130,7 +130,7 @@ problems!(HistoryProblems {
 async fn history(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
-    page: PageRequest,
+    Paging(page): Paging,
 ) -> Result<Json<Page<HistoryEntry>>, crate::http::Problem> {
     Ok(Json(service::history(&app.db, user, page).await?))
 }

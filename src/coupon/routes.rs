@@ -12,11 +12,11 @@ use utoipa_axum::routes;
 use super::service::{self, Coupon, DiscountType, NewCoupon, UserCoupon, MAX_AMOUNT, MAX_RATE};
 use crate::app::AppState;
 use crate::bounds;
-use crate::http::extract::{IdParam, PageParams};
+use crate::http::extract::{IdParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
 use crate::http::{Admin, AuthUser, Json, PathId, Problem, WriteUser};
 use crate::ids::CouponId;
-use crate::page::{Page, PageRequest};
+use crate::page::Page;
 
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -41,7 +41,7 @@ problems!(IssuableCouponsProblems {
     ))]
 async fn issuable_coupons(
     State(app): State<Arc<AppState>>,
-    page: PageRequest,
+    Paging(page): Paging,
 ) -> Result<Json<Page<Coupon>>, Problem> {
     Ok(Json(
         service::list_issuable(&app.db, app.clock.as_ref(), page).await?,
@@ -113,7 +113,7 @@ problems!(MyCouponsProblems {
 async fn my_coupons(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
-    page: PageRequest,
+    Paging(page): Paging,
 ) -> Result<Json<Page<UserCoupon>>, Problem> {
     Ok(Json(
         service::list_mine(&app.db, app.clock.as_ref(), user, page).await?,

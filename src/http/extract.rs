@@ -150,7 +150,10 @@ fn param(name: &str, location: ParameterIn, required: bool) -> ParameterBuilder 
         .required(required)
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
+/// The page a list request asks for, read from `?limit=` and `?cursor=`.
+pub struct Paging(pub PageRequest);
+
+impl<S: Send + Sync> FromRequestParts<S> for Paging {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
@@ -167,7 +170,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
                 Problem::validation("cursor must be the next_cursor of a previous page")
             })?),
         };
-        Ok(PageRequest { limit, after })
+        Ok(Paging(PageRequest { limit, after }))
     }
 }
 

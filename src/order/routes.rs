@@ -13,12 +13,12 @@ use super::service::{self, Order};
 use crate::app::AppState;
 use crate::bounds;
 use crate::http::answer::{render, respond};
-use crate::http::extract::{IdParam, IdempotencyKeyParam, PageParams};
+use crate::http::extract::{IdParam, IdempotencyKeyParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
 use crate::http::{Admin, AuthUser, IdempotencyHeader, Json, PathId, Problem, WriteUser};
 use crate::idempotency::IdempotencyKey;
 use crate::ids::OrderId;
-use crate::page::{Page, PageRequest};
+use crate::page::Page;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(components(schemas(LineBody)))]
@@ -158,7 +158,7 @@ problems!(MyOrdersProblems {
 async fn my_orders(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
-    page: PageRequest,
+    Paging(page): Paging,
 ) -> Result<Json<Page<Order>>, Problem> {
     Ok(Json(service::list_mine(&app.db, user, page).await?))
 }

@@ -6,11 +6,11 @@ use utoipa_axum::routes;
 
 use super::service::{self, NewProduct, Product, ProductPatch};
 use crate::app::AppState;
-use crate::http::extract::{IdParam, PageParams};
+use crate::http::extract::{IdParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
 use crate::http::{Admin, Json, PathId, Problem};
 use crate::ids::ProductId;
-use crate::page::{Page, PageRequest};
+use crate::page::Page;
 
 pub fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -53,7 +53,7 @@ problems!(ListProductsProblems {
     ))]
 async fn list_products(
     State(app): State<Arc<AppState>>,
-    page: PageRequest,
+    Paging(page): Paging,
 ) -> Result<Json<Page<Product>>, Problem> {
     Ok(Json(service::list(&app.db, page).await?))
 }
