@@ -25,9 +25,11 @@ use tokio::sync::oneshot;
 use super::queue::Slot;
 use super::{Conn, Fault, Row, StoreError, StoreFault, WRITE_DEADLINE};
 
-/// Most writes in one transaction unless set (`COMMERCE_WRITE_BATCH`): enough to spread a
-/// commit over a rush, few enough that a batch holds its locks for milliseconds.
-pub const DEFAULT_MAX_BATCH: usize = 64;
+/// Most writes in one transaction unless set (`COMMERCE_WRITE_BATCH`). A committer takes
+/// whatever waits up to this, so batches are sized by demand: a quiet shop commits each write
+/// at once, a rush forms batches of hundreds, and the commit's fixed cost (the disk's flush)
+/// is shared by all of them.
+pub const DEFAULT_MAX_BATCH: usize = 1024;
 
 /// Committers on PostgreSQL unless set (`COMMERCE_WRITE_COMMITTERS`). With more than one, a
 /// batch is decided while the one before waits for its commit; on the 2-core machine measured,

@@ -198,13 +198,14 @@ where
                 .record(job.queued_at().elapsed().as_secs_f64());
         }
         let started = Instant::now();
+        let writes = jobs.len();
         let turn = (line.max_batch > 1).then_some(turn);
         // The batch is a trace of its own, linked to the requests it carries.
         let span = tracing::info_span!("db.batch", writes = jobs.len());
         crate::telemetry::link(&span, jobs.iter().filter_map(|job| job.trace()));
         let committed = run_to_the_end(&line, jobs, turn).instrument(span).await;
         metrics::counter!("db_write_batches_total").increment(1);
-        line.watch.finished(started.elapsed(), committed);
+        line.watch.finished(started.elapsed(), writes, committed);
     }
 }
 

@@ -172,7 +172,122 @@ async fn two_batching_instances_never_oversell(backend: Backend) {
     }
 }
 
+/// Batches by demand: hundreds of writes waiting form one batch far past 64, and it still decides
+/// them in arrival order, each alone: a refused write (a second issue to the same user, an order
+/// the balance cannot pay) takes nothing from anyone behind it.
+async fn a_batch_of_hundreds_keeps_arrival_order_and_isolates_refusals(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let big_batches = || async {
+        app.metric("db_write_batch_size_count").await
+            - app.metric(r#"db_write_batch_size_bucket{le="64"}"#).await
+    };
+    let before = big_batches().await;
+
+    // 500 issues of 300 coupons, queued in a known order: users 1..=400, users 1..=100 twice
+    // in a row. The second try of each is refused and must not use up a coupon, so users
+    // 1..=300 win and 301..=400 find it sold out.
+    let coupon = crate::coupons::fixed_coupon(&app, 100, 300).await;
+    let id = commerce::ids::CouponId::new(coupon).unwrap();
+    let queue: Vec<i64> = (1..=400)
+        .flat_map(|user| {
+            if user <= 100 {
+                vec![user, user]
+            } else {
+                vec![user]
+            }
+        })
+        .collect();
+    let state = &app.state;
+    let issued = futures::future::join_all(queue.iter().map(|&user| {
+        let user = commerce::ids::UserId::new(user).unwrap();
+        commerce::coupon::issue(
+            &state.db,
+            state.clock.as_ref(),
+            &state.sold_out_coupons,
+            user,
+            id,
+        )
+    }))
+    .await;
+    use commerce::coupon::CouponError::{AlreadyIssued, SoldOut};
+    let mut seen = std::collections::HashSet::new();
+    for (&user, outcome) in queue.iter().zip(&issued) {
+        let first_try = seen.insert(user);
+        match outcome {
+            Ok(_) => assert!(first_try && user <= 300, "user {user} won"),
+            Err(AlreadyIssued(_)) => assert!(!first_try, "user {user}: {outcome:?}"),
+            Err(SoldOut(_)) => assert!(first_try && user > 300, "user {user}: {outcome:?}"),
+            Err(other) => panic!("user {user}: {other}"),
+        }
+    }
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM user_coupons WHERE coupon_id = {coupon} AND user_id <= 300"
+        ))
+        .await,
+        300
+    );
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT issued_quantity FROM coupons WHERE id = {coupon}"
+        ))
+        .await,
+        300
+    );
+
+    // 500 orders for 200 units; every fifth buyer cannot pay. Their refusals leave the stock
+    // to the others: exactly 200 of the 400 who can pay win, and what each was told is stored.
+    let product = app.product("Hot", 1000, 200).await;
+    let buyers: Vec<i64> = (1001..=1500).collect();
+    let can_pay = |user: i64| user % 5 != 0;
+    for &user in buyers.iter().filter(|&&user| can_pay(user)) {
+        app.charge(user, 1000).await;
+    }
+    let orders = concurrently(buyers.iter().map(|&user| {
+        app.post("/api/v1/orders")
+            .token(&app.token(user))
+            .json(json!({"items": [{"product_id": product, "quantity": 1}]}))
+    }))
+    .await;
+    assert_eq!(count_status(&orders, StatusCode::CREATED), 200);
+    let mut unpaid = 0;
+    for (&user, answer) in buyers.iter().zip(&orders) {
+        let won = answer.status == StatusCode::CREATED;
+        // Stock is checked first: one who cannot pay and comes after the last unit hears that.
+        let code = answer.body["code"].as_str().unwrap_or_default();
+        if !can_pay(user) {
+            assert!(!won, "user {user} won without the money");
+            assert!(
+                ["INSUFFICIENT_BALANCE", "OUT_OF_STOCK"].contains(&code),
+                "user {user}: {}",
+                answer.text
+            );
+            unpaid += usize::from(code == "INSUFFICIENT_BALANCE");
+        } else if !won {
+            answer.assert_problem(StatusCode::CONFLICT, "OUT_OF_STOCK");
+        }
+        let paid = if won { 1000 } else { 0 };
+        let charged = if can_pay(user) { 1000 } else { 0 };
+        assert_eq!(app.balance(user).await, charged - paid, "user {user}");
+    }
+    assert_eq!(
+        app.scalar(&format!("SELECT stock FROM products WHERE id = {product}"))
+            .await,
+        0
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM orders").await, 200);
+    assert!(
+        unpaid > 0,
+        "no order was refused for the balance while stock was left"
+    );
+    assert!(
+        big_batches().await > before,
+        "no batch held more than 64 writes"
+    );
+}
+
 on_both_backends!(
+    a_batch_of_hundreds_keeps_arrival_order_and_isolates_refusals,
     two_batching_instances_never_oversell,
     a_rush_commits_together_and_each_refusal_stays_alone,
     the_earliest_writes_win
