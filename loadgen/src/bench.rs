@@ -15,6 +15,7 @@ use crate::report::{self, Ceiling, Row, Subject};
 use crate::scaling;
 use crate::scenario::{self, Outcome, Scenario};
 use crate::server::{RssSampler, Server};
+use crate::wal::WalMeter;
 
 const SECRET: &str = "loadgen-bench-secret-32-bytes-long";
 
@@ -84,7 +85,7 @@ async fn measure(
         let outcome = measure_scenario(
             &server,
             &api,
-            backend,
+            (backend, url),
             scenario,
             args,
             scenario.load(load),
@@ -115,6 +116,7 @@ async fn measure(
         summary: db,
         sell_out: None,
         peak_rss_mb: None,
+        wal_per_write: None,
         invariants: None,
     };
     println!("{}", row.line());
@@ -129,6 +131,7 @@ async fn measure(
         summary: hot_row,
         sell_out: None,
         peak_rss_mb: None,
+        wal_per_write: None,
         invariants: None,
     };
     println!("{}", row.line());
@@ -148,7 +151,7 @@ async fn measure(
     let outcome = measure_scenario(
         &server,
         &api,
-        backend,
+        (backend, url),
         Scenario::OrderRushSpread,
         args,
         paced,
@@ -160,18 +163,20 @@ async fn measure(
     Ok(held)
 }
 
-/// Runs a scenario while watching the server's memory, and adds its row.
+/// Runs a scenario while watching the server's memory and, for writes, the WAL; adds its row.
 async fn measure_scenario(
     server: &Server,
     api: &Api,
-    backend: Backend,
+    (backend, url): (Backend, &str),
     scenario: Scenario,
     args: &BenchArgs,
     load: Load,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<Outcome> {
     let sampler = RssSampler::start(server.pid);
-    let outcome = scenario::run(api, scenario, &args.load, load).await?;
+    let wal = WalMeter::new(backend, &server.base, url);
+    let meter = scenario.writes().then_some(&wal);
+    let outcome = scenario::run(api, scenario, &args.load, load, meter).await?;
     let row = Row {
         backend: backend.name(),
         subject: match scenario {
@@ -182,6 +187,7 @@ async fn measure_scenario(
         summary: outcome.summary.clone(),
         sell_out: outcome.sell_out,
         peak_rss_mb: Some(sampler.stop().await),
+        wal_per_write: outcome.wal_per_write(),
         invariants: Some(outcome.checks.iter().all(|c| c.ok)),
     };
     println!("{}", row.line());

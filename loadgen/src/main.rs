@@ -16,6 +16,7 @@ mod scaling;
 mod scenario;
 mod server;
 mod stats;
+mod wal;
 
 use clap::Parser;
 use std::process::ExitCode;

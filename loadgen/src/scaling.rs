@@ -34,7 +34,7 @@ pub async fn compare(args: &BenchArgs, bin: &Path, secret: &str) -> anyhow::Resu
             let bases: Vec<&str> = servers[..count].iter().map(|s| s.base.as_str()).collect();
             let load = scenario.load(&args.load);
             let api = Api::spread(&bases, secret, load.concurrency)?;
-            let outcome = scenario::run(&api, scenario, &args.load, load).await?;
+            let outcome = scenario::run(&api, scenario, &args.load, load, None).await?;
             held &= invariants::print(&outcome.checks);
             let summary = &outcome.summary;
             let rate = summary.per_second;

@@ -14,6 +14,7 @@ use crate::driver::{drive, Budget, Load};
 use crate::invariants::{self, Check, Ledger};
 use crate::report::Ceiling;
 use crate::stats::{SellOut, Summary};
+use crate::wal::WalMeter;
 use request::HttpWorker;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,6 +67,18 @@ impl Scenario {
         }
     }
 
+    /// Whether its requests store anything (so the WAL per stored write means something).
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            Scenario::Charge
+                | Scenario::CouponRush
+                | Scenario::OrderRushHot
+                | Scenario::OrderRushSpread
+                | Scenario::Mixed
+        )
+    }
+
     /// The ceiling the scenario's throughput is a fraction of. Orders that all succeed are
     /// bounded by their transaction; everything else, rushes included (most of their answers are
     /// refusals that need no write), by what HTTP costs.
@@ -106,21 +119,41 @@ pub struct Outcome {
     pub sell_out: Option<SellOut>,
     pub checks: Vec<Check>,
     pub fixture: Arc<Fixture>,
+    /// WAL bytes written while the load ran (not while its data was set up), when measured.
+    pub wal_bytes: Option<u64>,
 }
 
-/// Sets the scenario's data up, drives `load`, and checks the invariants through the API.
+impl Outcome {
+    /// WAL bytes per 2xx answer, when measured.
+    pub fn wal_per_write(&self) -> Option<f64> {
+        let stored: u64 = self.summary.statuses.range(200..300).map(|(_, n)| n).sum();
+        Some(self.wal_bytes? as f64 / stored.max(1) as f64)
+    }
+}
+
+/// Sets the scenario's data up, drives `load`, and checks the invariants through the API;
+/// with `wal`, measures the WAL the load wrote.
 pub async fn run(
     api: &Api,
     scenario: Scenario,
     args: &LoadArgs,
     load: Load,
+    wal: Option<&WalMeter>,
 ) -> anyhow::Result<Outcome> {
     let mut ledger = Ledger::default();
     let fixture = Arc::new(Fixture::prepare(api, scenario, args, &mut ledger).await?);
     let workers = (0..load.concurrency)
         .map(|n| HttpWorker::new(api, scenario, &fixture, n))
         .collect();
+    let wal_before = match wal {
+        Some(wal) => Some(wal.position().await?),
+        None => None,
+    };
     let (summary, workers) = drive(scenario.name(), load, workers).await;
+    let wal_bytes = match (wal, wal_before) {
+        (Some(wal), Some(before)) => Some(wal.position().await?.saturating_sub(before)),
+        _ => None,
+    };
     for worker in &workers {
         ledger.merge(&worker.ledger);
     }
@@ -133,6 +166,7 @@ pub async fn run(
         sell_out,
         checks,
         fixture,
+        wal_bytes,
     })
 }
 
@@ -142,15 +176,25 @@ pub async fn run_against(args: RunArgs) -> anyhow::Result<bool> {
     let load = &args.load;
     let api = Api::new(&args.base_url, &args.jwt_secret, load.concurrency)?;
     let ceiling = if args.scenario.0.len() > 1 {
-        let health = run(&api, Scenario::Health, load, Scenario::Health.load(load)).await?;
+        let health = run(
+            &api,
+            Scenario::Health,
+            load,
+            Scenario::Health.load(load),
+            None,
+        )
+        .await?;
         println!("{}", health.summary.line("health (HTTP ceiling)"));
         Some(health.summary.per_second)
     } else {
         None
     };
+    // The server's own WAL count (SQLite); a PostgreSQL server shows none.
+    let wal = WalMeter::server(&args.base_url);
     let mut held = true;
     for scenario in args.scenario.0 {
-        let outcome = run(&api, scenario, load, scenario.load(load)).await?;
+        let meter = scenario.writes().then_some(&wal);
+        let outcome = run(&api, scenario, load, scenario.load(load), meter).await?;
         let mut line = outcome.summary.line(scenario.name());
         // Only `bench` measures the DB ceiling, which bounds orders that all succeed.
         if let Some(ceiling) = ceiling.filter(|_| scenario.ceiling() == Ceiling::Http) {
@@ -162,6 +206,9 @@ pub async fn run_against(args: RunArgs) -> anyhow::Result<bool> {
         println!("{line}");
         if let Some(sell_out) = outcome.sell_out {
             println!("{:<22} sell-out: {}", "", sell_out.cell());
+        }
+        if let Some(bytes) = outcome.wal_per_write().filter(|&b| b > 0.0) {
+            println!("{:<22} WAL: {bytes:.0} bytes per stored write", "");
         }
         held &= invariants::print(&outcome.checks);
     }
