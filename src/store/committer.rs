@@ -13,7 +13,6 @@
 //!   says so while writes wait without progress.
 
 use futures::future::BoxFuture;
-use sqlx::{Database, Executor, Pool};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,10 +22,11 @@ use tracing::Instrument;
 use super::batch::{run_batch, Batching, Job, Lone, Reply, Together};
 use super::queue::{Parking, Watch};
 use super::retry::backoff;
-use super::{Conn, Fault, Row, Shared, StoreError, StoreFault, Transaction};
+use super::source::Source;
+use super::{Conn, Fault, Row, Shared, StoreError, StoreFault};
 
 /// How long a probe for held rows may take; past it the rows count as still held.
-const PROBE_WAIT: Duration = Duration::from_secs(1);
+pub(super) const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 type Queue = mpsc::UnboundedReceiver<Box<dyn Job>>;
 
@@ -51,9 +51,8 @@ pub struct QueueLoad {
 }
 
 /// What the committers of one queue share.
-struct Line<DB: Database> {
-    pool: Pool<DB>,
-    begin: &'static str,
+struct Line<S> {
+    source: S,
     writes_failing: Arc<AtomicBool>,
     max_batch: usize,
     /// The longest a COMMIT may take before its outcome counts as unknown.
@@ -65,26 +64,54 @@ struct Line<DB: Database> {
 }
 
 impl Committer {
-    /// Starts `batching.committers` committers on `pool`, each opening its transactions with
-    /// `begin`. They stop when the last handle to the queue is dropped.
-    pub fn start<DB>(
-        pool: Pool<DB>,
-        begin: &'static str,
+    /// Starts `batching.committers` committers as tasks on the runtime, taking their
+    /// transactions from `source`. They stop when the last handle to the queue is dropped.
+    pub fn start<S: Source>(
+        source: S,
         writes_failing: Arc<AtomicBool>,
         batching: Batching,
-    ) -> Committer
-    where
-        DB: Database,
-        DB::Connection: Conn,
-        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    {
+    ) -> Committer {
+        let (committer, line) = Committer::new(source, writes_failing, batching);
+        for _ in 0..batching.committers.max(1) {
+            tokio::spawn(commit_batches(line.clone()));
+        }
+        committer
+    }
+
+    /// Starts one committer on a thread of its own, for a source whose statements run
+    /// synchronously (SQLite's): a batch then runs start to end on that thread, no hop per
+    /// statement, and never blocks the runtime's workers. The thread is one of the runtime's
+    /// (so it records metrics where its other threads do) and drives the committer's timers
+    /// and queue through it; it traces where the thread that started it does.
+    pub fn start_on_own_thread<S: Source>(
+        source: S,
+        writes_failing: Arc<AtomicBool>,
+        batching: Batching,
+    ) -> Committer {
+        let batching = Batching {
+            committers: 1,
+            ..batching
+        };
+        let (committer, line) = Committer::new(source, writes_failing, batching);
+        let runtime = tokio::runtime::Handle::current();
+        let tracing = tracing::dispatcher::get_default(Clone::clone);
+        tokio::task::spawn_blocking(move || {
+            tracing::dispatcher::with_default(&tracing, || runtime.block_on(commit_batches(line)))
+        });
+        committer
+    }
+
+    fn new<S: Source>(
+        source: S,
+        writes_failing: Arc<AtomicBool>,
+        batching: Batching,
+    ) -> (Committer, Arc<Line<S>>) {
         let (queue, waiting) = mpsc::unbounded_channel();
         let committers = batching.committers.max(1);
         let max_batch = batching.max_batch.max(1);
         let watch = Watch::new(max_batch, committers, batching.deadline);
         let line = Arc::new(Line {
-            pool,
-            begin,
+            source,
             writes_failing,
             max_batch,
             commit_wait: batching.deadline,
@@ -92,21 +119,19 @@ impl Committer {
             parking: Mutex::new(Parking::new(watch.clone())),
             watch: watch.clone(),
         });
-        for _ in 0..committers {
-            tokio::spawn(commit_batches(line.clone()));
-        }
         // Shown as 0 before the first refusal or retry, so their rates can be graphed and
         // alerted on from the start.
         for reason in ["queue_full", "deadline", "caller_gone"] {
             metrics::counter!("db_writes_not_started_total", "reason" => reason).increment(0);
         }
         metrics::counter!("db_transaction_retries_total").increment(0);
-        Committer {
+        let committer = Committer {
             queue,
             watch,
             deadline: batching.deadline,
             max_batch,
-        }
+        };
+        (committer, line)
     }
 
     pub fn load(&self) -> QueueLoad {
@@ -176,12 +201,7 @@ fn refused(reason: &'static str) {
     metrics::counter!("db_writes_not_started_total", "reason" => reason).increment(1);
 }
 
-async fn commit_batches<DB>(line: Arc<Line<DB>>)
-where
-    DB: Database,
-    DB::Connection: Conn,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-{
+async fn commit_batches<S: Source>(line: Arc<Line<S>>) {
     loop {
         // The queue stays this committer's from taking the batch until the batch has run (its
         // rows locked and its decisions made): so batches decide in arrival order even with
@@ -212,12 +232,7 @@ where
 /// The next batch: set-aside writes whose rows are free again first (they arrived first), then
 /// what waits in the queue, up to `max_batch`; writes that need a held row are set aside.
 /// `None` once the queue is closed.
-async fn take_batch<DB>(line: &Line<DB>, queue: &mut Queue) -> Option<Vec<Box<dyn Job>>>
-where
-    DB: Database,
-    DB::Connection: Conn,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-{
+async fn take_batch<S: Source>(line: &Line<S>, queue: &mut Queue) -> Option<Vec<Box<dyn Job>>> {
     loop {
         let look = line.parking.lock().expect("parking").next_look();
         let first = match look {
@@ -290,19 +305,8 @@ fn live(jobs: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
 }
 
 /// Which of `rows` another session holds now; `None` if the database did not say in time.
-async fn probe<DB>(line: &Line<DB>, rows: &[Row]) -> Option<Vec<Row>>
-where
-    DB: Database,
-    DB::Connection: Conn,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-{
-    let look = async {
-        let mut tx = Transaction::begin(&line.pool, "BEGIN", PROBE_WAIT).await?;
-        let held = tx.held_rows(rows).await?;
-        tx.rollback().await;
-        Ok::<_, StoreError>(held)
-    };
-    match tokio::time::timeout(PROBE_WAIT, look).await {
+async fn probe<S: Source>(line: &Line<S>, rows: &[Row]) -> Option<Vec<Row>> {
+    match tokio::time::timeout(PROBE_WAIT, line.source.held_rows(rows)).await {
         Ok(Ok(held)) => Some(held),
         Ok(Err(error)) => {
             tracing::warn!(%error, "could not look for held rows");
@@ -321,16 +325,11 @@ enum Again {
 
 /// Runs the batch until it committed or failed, and answers every write of it; whether it
 /// committed. `turn` goes once the first attempt has decided.
-async fn run_to_the_end<DB>(
-    line: &Line<DB>,
+async fn run_to_the_end<S: Source>(
+    line: &Line<S>,
     mut jobs: Vec<Box<dyn Job>>,
     mut turn: Option<OwnedMutexGuard<Queue>>,
-) -> bool
-where
-    DB: Database,
-    DB::Connection: Conn,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-{
+) -> bool {
     let mut tries = 1;
     loop {
         jobs = live(jobs);
@@ -386,20 +385,15 @@ where
 /// One attempt: begin, run the batch, and commit unless a caller left meanwhile. Everything up
 /// to `COMMIT` must be done by `until` (the latest deadline of the batch's writes), so a
 /// database that stops answering fails the batch instead of holding every write behind it.
-async fn attempt<DB>(
-    line: &Line<DB>,
+async fn attempt<S: Source>(
+    line: &Line<S>,
     jobs: &mut [Box<dyn Job>],
     until: Instant,
     turn: &mut Option<OwnedMutexGuard<Queue>>,
-) -> Result<(), Again>
-where
-    DB: Database,
-    DB::Connection: Conn,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-{
+) -> Result<(), Again> {
     let wait = until.saturating_duration_since(Instant::now());
     let decide = async {
-        let mut tx = Transaction::begin(&line.pool, line.begin, wait).await?;
+        let mut tx = line.source.begin(wait).await?;
         run_batch(&mut *tx, jobs).await?;
         Ok::<_, StoreError>(tx)
     };
@@ -416,14 +410,14 @@ where
             ))),
         };
     if jobs.iter().any(|j| j.gone()) {
-        tx.rollback().await;
+        S::rollback(tx).await;
         return Err(Again::CallersLeft);
     }
     // From here a caller who leaves may find the write done: the COMMIT is under way. A slow
     // COMMIT (a loaded disk) is waited for a whole deadline, not what is left of the batch's:
     // cutting it short would answer 503 for a write that then lands. Only a database that
     // stops answering runs past it.
-    match tokio::time::timeout(line.commit_wait, tx.commit()).await {
+    match tokio::time::timeout(line.commit_wait, S::commit(tx)).await {
         Ok(result) => result.map_err(Again::Failed),
         Err(_) => Err(Again::Failed(StoreError::new(
             Fault::OutcomeUnknown,

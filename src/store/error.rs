@@ -59,8 +59,8 @@ impl StoreError {
 
     /// The error of a failed `COMMIT`: a refusal from the database means nothing was stored,
     /// but a broken connection leaves the outcome unknown.
-    pub(super) fn from_commit(error: sqlx::Error) -> Self {
-        let classified = StoreError::from(error);
+    pub(super) fn from_commit(error: impl Into<StoreError>) -> Self {
+        let classified = error.into();
         match classified.fault {
             Fault::Transient if !is_database_answer(&classified) => StoreError {
                 fault: Fault::OutcomeUnknown,
@@ -72,10 +72,10 @@ impl StoreError {
 }
 
 fn is_database_answer(error: &StoreError) -> bool {
-    error
-        .source
-        .downcast_ref::<sqlx::Error>()
-        .is_some_and(|e| matches!(e, sqlx::Error::Database(_)))
+    let sqlx = error.source.downcast_ref::<sqlx::Error>();
+    let sqlite = error.source.downcast_ref::<rusqlite::Error>();
+    sqlx.is_some_and(|e| matches!(e, sqlx::Error::Database(_)))
+        || sqlite.is_some_and(|e| matches!(e, rusqlite::Error::SqliteFailure(..)))
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -98,6 +98,19 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
                 Fault::Unavailable
             }
+            _ => Fault::Bug,
+        };
+        StoreError::new(fault, error)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        let fault = match &error {
+            rusqlite::Error::SqliteFailure(failure, _) => {
+                super::sqlite::classify(failure.extended_code)
+            }
+            // Reading a row the code did not expect, and the like.
             _ => Fault::Bug,
         };
         StoreError::new(fault, error)
@@ -149,6 +162,18 @@ mod tests {
         assert_eq!(
             StoreError::from_commit(sqlx::Error::PoolTimedOut).fault(),
             Fault::Unavailable
+        );
+    }
+
+    #[test]
+    fn sqlite_answers_are_classified_by_their_extended_code() {
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(5), None);
+        assert_eq!(StoreError::from_commit(busy).fault(), Fault::Transient);
+        let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(13), None);
+        assert_eq!(StoreError::from(full).fault(), Fault::Unavailable);
+        assert_eq!(
+            StoreError::from(rusqlite::Error::QueryReturnedNoRows).fault(),
+            Fault::Bug
         );
     }
 }

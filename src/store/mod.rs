@@ -2,7 +2,8 @@
 //!
 //! Services talk to [`Conn`], one trait per capability gathered in one, and never see SQL.
 //! `postgres/` implements it on sqlx's PostgreSQL driver with native types (`TIMESTAMPTZ`,
-//! `DATE`, arrays); `sqlite/` on sqlx's SQLite driver. Backend differences live inside those two
+//! `DATE`, arrays); `sqlite/` on rusqlite, its statements run synchronously on a writer thread
+//! of its own and on the caller's thread for reads. Backend differences live inside those two
 //! folders and in the dispatch below, nowhere else.
 //!
 //! Writes run through [`Db::write`] and [`Db::write_shared`]: one transaction, answered only
@@ -28,6 +29,7 @@ mod queue;
 mod replica;
 mod retry;
 mod rows;
+mod source;
 mod sqlite;
 
 pub use batch::{Batching, Shared, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH};
@@ -39,14 +41,14 @@ pub use rows::Row;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
-use sqlx::{Database, Executor, Pool};
+use sqlx::Executor;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use outbox::{Event, OutboxStore as _};
+use outbox::Event;
 use retry::Deadline;
 
 /// Everything a service can ask of a database connection, in or out of a transaction.
@@ -109,12 +111,13 @@ enum Pools {
         committer: committer::Committer,
     },
     /// SQLite allows one writer at a time: writes queue for the committer, which commits them
-    /// in batches on the one-connection `write` pool instead of spinning on `SQLITE_BUSY`;
-    /// reads use `read` and never block on WAL.
+    /// in batches on its one write connection instead of spinning on `SQLITE_BUSY`; reads use
+    /// `read` and never block on WAL.
     Sqlite {
-        read: sqlx::SqlitePool,
-        write: sqlx::SqlitePool,
+        read: sqlite::Readers,
         committer: committer::Committer,
+        /// Where the database is, for migrations.
+        path: sqlite::Location,
     },
 }
 
@@ -150,30 +153,26 @@ impl Db {
             Some(Backend::Postgres) => {
                 let pool = postgres::pool(url, max_connections).await?;
                 let committer = committer::Committer::start(
-                    pool.clone(),
-                    postgres::BEGIN,
+                    PgSource(pool.clone()),
                     writes_failing.clone(),
                     batching,
                 );
                 Pools::Postgres { pool, committer }
             }
             Some(Backend::Sqlite) => {
-                let (read, write) = sqlite::pools(url, max_connections).await?;
-                // IMMEDIATE takes the write lock at once, so a transaction never fails half-way
-                // to upgrade a read lock.
-                let committer = committer::Committer::start(
-                    write.clone(),
-                    "BEGIN IMMEDIATE",
+                let path = sqlite::Location::parse(url)?;
+                // The writer opens first so the WAL switch happens before readers open.
+                let writer = sqlite::Writer::open(path.clone())?;
+                let read = sqlite::Readers::new(path.clone(), max_connections);
+                let committer = committer::Committer::start_on_own_thread(
+                    writer,
                     writes_failing.clone(),
-                    Batching {
-                        committers: 1,
-                        ..batching
-                    },
+                    batching,
                 );
                 Pools::Sqlite {
                     read,
-                    write,
                     committer,
+                    path,
                 }
             }
             None => {
@@ -215,7 +214,7 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let result = match &self.pools {
             Pools::Postgres { pool, .. } => sqlx::migrate!("./migrations/postgres").run(pool).await,
-            Pools::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await,
+            Pools::Sqlite { path, .. } => return sqlite::migrate(path.clone()).await,
         };
         result.map_err(|e| StoreError::new(Fault::Unavailable, e))
     }
@@ -252,14 +251,7 @@ impl Db {
     {
         match &self.pools {
             Pools::Postgres { pool, .. } => {
-                retrying(
-                    pool,
-                    postgres::BEGIN,
-                    self.deadline,
-                    &self.writes_failing,
-                    work,
-                )
-                .await
+                retrying(pool, self.deadline, &self.writes_failing, work).await
             }
             Pools::Sqlite { committer, .. } => committer.write(work).await,
         }
@@ -340,16 +332,13 @@ impl Db {
     /// Pool usage, for the metrics endpoint: (pool name, open connections, idle connections,
     /// the pool's limit).
     pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize, u32)> {
-        fn stats<DB: sqlx::Database>(
-            name: &'static str,
-            pool: &sqlx::Pool<DB>,
-        ) -> (&'static str, u32, usize, u32) {
-            let max = pool.options().get_max_connections();
-            (name, pool.size(), pool.num_idle(), max)
-        }
         match &self.pools {
-            Pools::Postgres { pool, .. } => vec![stats("main", pool)],
-            Pools::Sqlite { read, write, .. } => vec![stats("read", read), stats("write", write)],
+            Pools::Postgres { pool, .. } => {
+                let max = pool.options().get_max_connections();
+                vec![("main", pool.size(), pool.num_idle(), max)]
+            }
+            // The write connection is the committer's own, always open.
+            Pools::Sqlite { read, .. } => vec![read.stats(), ("write", 1, 0, 1)],
         }
     }
 
@@ -372,10 +361,7 @@ impl Db {
         }
         match &self.pools {
             Pools::Postgres { pool, .. } => pool.close().await,
-            Pools::Sqlite { read, write, .. } => {
-                read.close().await;
-                write.close().await;
-            }
+            Pools::Sqlite { read, .. } => read.close(),
         }
     }
 }
@@ -383,7 +369,7 @@ impl Db {
 /// A pooled connection of either backend.
 enum Pooled {
     Postgres(PoolConnection<sqlx::Postgres>),
-    Sqlite(PoolConnection<sqlx::Sqlite>),
+    Sqlite(sqlite::ReadConn),
 }
 
 /// A connection for reads, used as a [`Conn`].
@@ -394,7 +380,7 @@ impl Reader {
         use sqlx::Connection;
         match &mut self.0 {
             Pooled::Postgres(conn) => conn.ping().await?,
-            Pooled::Sqlite(conn) => conn.ping().await?,
+            Pooled::Sqlite(conn) => conn.ping()?,
         }
         Ok(())
     }
@@ -419,20 +405,16 @@ impl DerefMut for Reader {
     }
 }
 
-/// One transaction on a pooled connection. Unless it ends in a successful `COMMIT` or
-/// `ROLLBACK`, the connection is closed instead of going back to the pool: after a failure,
+/// One transaction on a pooled PostgreSQL connection. Unless it ends in a successful `COMMIT`
+/// or `ROLLBACK`, the connection is closed instead of going back to the pool: after a failure,
 /// or when the request's future is dropped half-way, its state is unknown.
-struct Transaction<DB: Database> {
-    conn: PoolConnection<DB>,
+struct Transaction {
+    conn: PoolConnection<sqlx::Postgres>,
     open: bool,
 }
 
-impl<DB> Transaction<DB>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-{
-    async fn begin(pool: &Pool<DB>, begin: &str, wait: Duration) -> Result<Self, StoreError> {
+impl Transaction {
+    async fn begin(pool: &sqlx::PgPool, begin: &str, wait: Duration) -> Result<Self, StoreError> {
         let conn = tokio::time::timeout(wait, pool.acquire())
             .await
             .map_err(|_| {
@@ -462,7 +444,7 @@ where
     }
 }
 
-impl<DB: Database> Drop for Transaction<DB> {
+impl Drop for Transaction {
     fn drop(&mut self) {
         if self.open {
             self.conn.close_on_drop();
@@ -470,38 +452,60 @@ impl<DB: Database> Drop for Transaction<DB> {
     }
 }
 
-impl<DB: Database> Deref for Transaction<DB> {
-    type Target = DB::Connection;
+impl Deref for Transaction {
+    type Target = dyn Conn;
     fn deref(&self) -> &Self::Target {
-        &self.conn
+        &*self.conn
     }
 }
 
-impl<DB: Database> DerefMut for Transaction<DB> {
+impl DerefMut for Transaction {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.conn
+        &mut *self.conn
+    }
+}
+
+/// The committers' transactions on PostgreSQL: any connection of the pool.
+struct PgSource(sqlx::PgPool);
+
+impl source::Source for PgSource {
+    type Tx = Transaction;
+
+    async fn begin(&self, wait: Duration) -> Result<Transaction, StoreError> {
+        Transaction::begin(&self.0, postgres::BEGIN, wait).await
+    }
+
+    async fn commit(tx: Transaction) -> Result<(), StoreError> {
+        tx.commit().await
+    }
+
+    async fn rollback(tx: Transaction) {
+        tx.rollback().await
+    }
+
+    async fn held_rows(&self, rows: &[Row]) -> Result<Vec<Row>, StoreError> {
+        let mut tx = Transaction::begin(&self.0, "BEGIN", committer::PROBE_WAIT).await?;
+        let held = tx.held_rows(rows).await?;
+        tx.rollback().await;
+        Ok(held)
     }
 }
 
 /// Runs `work` in one transaction, again after a transient failure until `deadline`, and keeps
 /// `writes_failing` up to date.
-async fn retrying<DB, T, E, F>(
-    pool: &Pool<DB>,
-    begin: &str,
+async fn retrying<T, E, F>(
+    pool: &sqlx::PgPool,
     deadline: Duration,
     writes_failing: &AtomicBool,
     mut work: F,
 ) -> Result<T, E>
 where
-    DB: Database,
-    DB::Connection: Conn,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>>,
     E: From<StoreError> + StoreFault,
 {
     let mut deadline = Deadline::start(deadline);
     loop {
-        let outcome = in_transaction(pool, begin, deadline.remaining(), &mut work).await;
+        let outcome = in_transaction(pool, deadline.remaining(), &mut work).await;
         let fault = outcome
             .as_ref()
             .err()
@@ -527,20 +531,12 @@ where
 
 /// One attempt of a write: begin, work, commit; a business rejection rolls back and keeps the
 /// connection, a storage error drops it (see [`Transaction`]).
-async fn in_transaction<DB, T, E, F>(
-    pool: &Pool<DB>,
-    begin: &str,
-    wait: Duration,
-    work: &mut F,
-) -> Result<T, E>
+async fn in_transaction<T, E, F>(pool: &sqlx::PgPool, wait: Duration, work: &mut F) -> Result<T, E>
 where
-    DB: Database,
-    DB::Connection: Conn,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>>,
     E: From<StoreError> + StoreFault,
 {
-    let mut tx = Transaction::begin(pool, begin, wait).await?;
+    let mut tx = Transaction::begin(pool, postgres::BEGIN, wait).await?;
     match work(&mut *tx).await {
         Ok(value) => {
             tx.commit().await?;

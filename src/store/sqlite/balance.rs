@@ -1,69 +1,71 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use rusqlite::params;
 
-use super::{instant, json_rows, micros};
+use super::{instant, json_rows, micros, SqliteConn};
 use crate::ids::{OrderId, UserId};
 use crate::money::Won;
 use crate::page::PageRequest;
 use crate::store::balance::{BalanceStore, EntryKind, HistoryRow, PaymentRow};
 use crate::store::StoreError;
 
-#[derive(sqlx::FromRow)]
-struct History {
-    id: i64,
-    kind: EntryKind,
-    amount: i64,
-    balance_after: i64,
-    order_id: Option<i64>,
-    created_at: i64,
-}
+/// Adds to a balance, creating it at the amount, unless it would pass `?3`. The guard is in the
+/// statement; it subtracts from the maximum (>= amount) rather than adding to a balance that
+/// refunds may have taken anywhere, so it cannot overflow.
+const ADD: &str = "INSERT INTO balances (user_id, balance, updated_at) VALUES (?1, ?2, ?4)
+     ON CONFLICT (user_id) DO UPDATE
+         SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
+         WHERE balances.balance <= ?3 - excluded.balance
+     RETURNING balance";
 
-impl TryFrom<History> for HistoryRow {
-    type Error = StoreError;
-    fn try_from(row: History) -> Result<Self, StoreError> {
-        Ok(HistoryRow {
-            id: row.id,
-            kind: row.kind,
-            amount: row.amount,
-            balance_after: row.balance_after,
-            order_id: row.order_id,
-            created_at: instant(row.created_at)?,
-        })
+impl SqliteConn {
+    fn add(
+        &self,
+        user: UserId,
+        amount: Won,
+        max: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.optional(
+            ADD,
+            params![user.get(), amount.get(), max, micros(now)],
+            |r| r.get(0),
+        )
+    }
+
+    fn append_history(
+        &self,
+        user: UserId,
+        kind: EntryKind,
+        amount: Won,
+        balance_after: i64,
+        order: Option<OrderId>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.one(
+            "INSERT INTO balance_history (user_id, kind, amount, balance_after, order_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            params![
+                user.get(),
+                kind,
+                amount.get(),
+                balance_after,
+                order.map(OrderId::get),
+                micros(now)
+            ],
+            |r| r.get(0),
+        )
     }
 }
 
-async fn append_history(
-    conn: &mut SqliteConnection,
-    user: UserId,
-    kind: EntryKind,
-    amount: Won,
-    balance_after: i64,
-    order: Option<OrderId>,
-    now: DateTime<Utc>,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO balance_history (user_id, kind, amount, balance_after, order_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(user.get())
-    .bind(kind)
-    .bind(amount.get())
-    .bind(balance_after)
-    .bind(order.map(OrderId::get))
-    .bind(micros(now))
-    .fetch_one(conn)
-    .await?)
-}
-
 #[async_trait]
-impl BalanceStore for SqliteConnection {
+impl BalanceStore for SqliteConn {
     async fn balance(&mut self, user: UserId) -> Result<Won, StoreError> {
-        let balance: Option<i64> =
-            sqlx::query_scalar("SELECT balance FROM balances WHERE user_id = $1")
-                .bind(user.get())
-                .fetch_optional(&mut *self)
-                .await?;
+        let balance: Option<i64> = self.optional(
+            "SELECT balance FROM balances WHERE user_id = ?1",
+            [user.get()],
+            |r| r.get(0),
+        )?;
         Ok(Won(balance.unwrap_or(0)))
     }
 
@@ -77,37 +79,20 @@ impl BalanceStore for SqliteConnection {
         if amount > max_balance {
             return Ok(None);
         }
-        // The guard is in the statement, so concurrent charges never pass the maximum; it
-        // subtracts from the maximum (>= amount) rather than adding to a balance that refunds
-        // may have taken anywhere, so it cannot overflow.
-        let balance: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO balances (user_id, balance, updated_at) VALUES ($1, $2, $4)
-             ON CONFLICT (user_id) DO UPDATE
-                 SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
-                 WHERE balances.balance <= $3 - excluded.balance
-             RETURNING balance",
-        )
-        .bind(user.get())
-        .bind(amount.get())
-        .bind(max_balance.get())
-        .bind(micros(now))
-        .fetch_optional(&mut *self)
-        .await?;
-        let Some(balance) = balance else {
+        let Some(balance) = self.add(user, amount, max_balance.get(), now)? else {
             return Ok(None);
         };
-        let id = append_history(self, user, EntryKind::Charge, amount, balance, None, now).await?;
+        let id = self.append_history(user, EntryKind::Charge, amount, balance, None, now)?;
         Ok(Some((Won(balance), id)))
     }
 
     async fn lock_balances(&mut self, users: &[UserId]) -> Result<Vec<(UserId, Won)>, StoreError> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, i64)> = self.all(
             "SELECT user_id, balance FROM balances
-             WHERE user_id IN (SELECT value FROM json_each($1)) ORDER BY user_id",
-        )
-        .bind(json_rows(users.iter().map(|u| u.get())))
-        .fetch_all(&mut *self)
-        .await?;
+             WHERE user_id IN (SELECT value FROM json_each(?1)) ORDER BY user_id",
+            [json_rows(users.iter().map(|u| u.get()))],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         rows.into_iter()
             .map(|(user, balance)| {
                 let user = UserId::new(user).ok_or_else(|| StoreError::corrupt(user))?;
@@ -126,27 +111,22 @@ impl BalanceStore for SqliteConnection {
                 micros(p.at),
             )
         }));
-        sqlx::query(
+        self.run(
             "INSERT INTO balance_history (user_id, kind, amount, balance_after, order_id, created_at)
-             SELECT p.value ->> 0, $2, p.value ->> 1, p.value ->> 2, p.value ->> 3, p.value ->> 4
-             FROM json_each($1) AS p ORDER BY p.key",
-        )
-        .bind(&rows)
-        .bind(EntryKind::Payment)
-        .execute(&mut *self)
-        .await?;
+             SELECT p.value ->> 0, ?2, p.value ->> 1, p.value ->> 2, p.value ->> 3, p.value ->> 4
+             FROM json_each(?1) AS p ORDER BY p.key",
+            params![rows, EntryKind::Payment],
+        )?;
         // Each user's last payment of the batch holds the balance after all of them (with
         // MAX, SQLite takes the bare columns from the row that has the maximum).
-        sqlx::query(
+        self.run(
             "UPDATE balances SET balance = last.b, updated_at = last.at
              FROM (SELECT p.value ->> 0 AS u, p.value ->> 2 AS b, p.value ->> 4 AS at,
                           MAX(p.key)
-                   FROM json_each($1) AS p GROUP BY p.value ->> 0) AS last
+                   FROM json_each(?1) AS p GROUP BY p.value ->> 0) AS last
              WHERE balances.user_id = last.u",
-        )
-        .bind(&rows)
-        .execute(&mut *self)
-        .await?;
+            [rows],
+        )?;
         Ok(())
     }
 
@@ -157,24 +137,11 @@ impl BalanceStore for SqliteConnection {
         order: OrderId,
         now: DateTime<Utc>,
     ) -> Result<Option<Won>, StoreError> {
-        let balance: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO balances (user_id, balance, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (user_id) DO UPDATE
-                 SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
-                 WHERE balances.balance <= $4 - excluded.balance
-             RETURNING balance",
-        )
-        .bind(user.get())
-        .bind(amount.get())
-        .bind(micros(now))
-        .bind(i64::MAX)
-        .fetch_optional(&mut *self)
-        .await?;
-        let Some(balance) = balance else {
+        let Some(balance) = self.add(user, amount, i64::MAX, now)? else {
             return Ok(None);
         };
         let kind = EntryKind::Refund;
-        append_history(self, user, kind, amount, balance, Some(order), now).await?;
+        self.append_history(user, kind, amount, balance, Some(order), now)?;
         Ok(Some(Won(balance)))
     }
 
@@ -183,17 +150,36 @@ impl BalanceStore for SqliteConnection {
         user: UserId,
         page: PageRequest,
     ) -> Result<Vec<HistoryRow>, StoreError> {
-        sqlx::query_as::<_, History>(
+        let rows = self.all(
             "SELECT id, kind, amount, balance_after, order_id, created_at FROM balance_history
-             WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-        )
-        .bind(user.get())
-        .bind(page.after.unwrap_or(i64::MAX))
-        .bind(page.fetch_limit())
-        .fetch_all(&mut *self)
-        .await?
-        .into_iter()
-        .map(HistoryRow::try_from)
-        .collect()
+             WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+            params![
+                user.get(),
+                page.after.unwrap_or(i64::MAX),
+                page.fetch_limit()
+            ],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )?;
+        rows.into_iter()
+            .map(|(id, kind, amount, balance_after, order_id, at)| {
+                Ok(HistoryRow {
+                    id,
+                    kind,
+                    amount,
+                    balance_after,
+                    order_id,
+                    created_at: instant(at)?,
+                })
+            })
+            .collect()
     }
 }

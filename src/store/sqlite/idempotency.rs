@@ -1,21 +1,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use rusqlite::params;
 
-use super::micros;
+use super::{micros, SqliteConn};
 use crate::ids::UserId;
 use crate::store::idempotency::{IdempotencyStore, StoredKey};
 use crate::store::StoreError;
 
-#[derive(sqlx::FromRow)]
-struct Key {
-    fingerprint: String,
-    status: i64,
-    body: String,
-}
-
 #[async_trait]
-impl IdempotencyStore for SqliteConnection {
+impl IdempotencyStore for SqliteConn {
     /// The single writer serializes attempts, so a concurrent retry finds the first one's row.
     async fn claim_key(
         &mut self,
@@ -24,31 +17,23 @@ impl IdempotencyStore for SqliteConnection {
         fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredKey>, StoreError> {
-        let inserted = sqlx::query(
+        let inserted = self.run(
             "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO NOTHING",
-        )
-        .bind(user.get())
-        .bind(key)
-        .bind(fingerprint)
-        .bind(micros(now))
-        .execute(&mut *self)
-        .await?
-        .rows_affected();
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id, key) DO NOTHING",
+            params![user.get(), key, fingerprint, micros(now)],
+        )?;
         if inserted == 1 {
             return Ok(None);
         }
-        let stored: Key = sqlx::query_as(
-            "SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-        )
-        .bind(user.get())
-        .bind(key)
-        .fetch_one(&mut *self)
-        .await?;
+        let (fingerprint, status, body): (String, i64, String) = self.one(
+            "SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
+            params![user.get(), key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         Ok(Some(StoredKey {
-            fingerprint: stored.fingerprint,
-            status: u16::try_from(stored.status).map_err(StoreError::corrupt)?,
-            body: stored.body,
+            fingerprint,
+            status: u16::try_from(status).map_err(StoreError::corrupt)?,
+            body,
         }))
     }
 
@@ -59,23 +44,18 @@ impl IdempotencyStore for SqliteConnection {
         status: u16,
         body: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = $3, body = $4 WHERE user_id = $1 AND key = $2",
-        )
-        .bind(user.get())
-        .bind(key)
-        .bind(i64::from(status))
-        .bind(body)
-        .execute(&mut *self)
-        .await?;
+        self.run(
+            "UPDATE idempotency_keys SET status = ?3, body = ?4 WHERE user_id = ?1 AND key = ?2",
+            params![user.get(), key, i64::from(status), body],
+        )?;
         Ok(())
     }
 
     async fn prune_keys(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-            .bind(micros(cutoff))
-            .execute(&mut *self)
-            .await?;
-        Ok(result.rows_affected())
+        let deleted = self.run(
+            "DELETE FROM idempotency_keys WHERE created_at < ?1",
+            [micros(cutoff)],
+        )?;
+        Ok(deleted as u64)
     }
 }

@@ -1,4 +1,9 @@
-//! The SQLite implementation of the storage interface, on sqlx's native driver.
+//! The SQLite implementation of the storage interface, on rusqlite.
+//!
+//! A statement here is a plain function call (a few µs), no hop to a driver's thread: writes
+//! run whole batches on the committer's own thread (`writer`), reads on the caller's thread
+//! with a connection of their own (`read`). The async trait methods do their work at once and
+//! return ready futures. Every statement is prepared once per connection and cached.
 //!
 //! Instants are stored as microseconds since the epoch (SQLite has no timestamp type) and
 //! shop days as `YYYY-MM-DD` text.
@@ -6,44 +11,125 @@
 mod balance;
 mod coupon;
 mod idempotency;
+mod migrate;
 mod order;
 mod outbox;
 mod platform;
 mod product;
+mod read;
+mod values;
+mod writer;
+
+pub(super) use migrate::migrate;
+pub(super) use read::{ReadConn, Readers};
+pub(super) use writer::Writer;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Executor, SqliteConnection, SqlitePool};
-use std::str::FromStr;
+use rusqlite::{OpenFlags, OptionalExtension, Params};
 use std::time::Duration;
 
-use super::{Conn, Fault, Row, StoreError, WRITE_DEADLINE};
+use super::{Conn, Fault, Row, StoreError};
 
-/// The read pool and the one-connection write pool.
-pub(super) async fn pools(
-    url: &str,
-    max_connections: u32,
-) -> Result<(SqlitePool, SqlitePool), StoreError> {
-    let mut options = SqliteConnectOptions::from_str(url)?
+/// How long a statement waits for another connection's lock before it fails as busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection: every statement of the code base fits.
+const CACHED_STATEMENTS: usize = 128;
+
+/// Where the database is: the URL's path and query, as an SQLite URI (`mode=` and the like
+/// keep their meaning).
+#[derive(Debug, Clone)]
+pub(super) struct Location {
+    uri: String,
+}
+
+impl Location {
+    /// `sqlite://PATH` or `sqlite:PATH`, with an optional `?query`.
+    pub fn parse(url: &str) -> Result<Location, StoreError> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::new(Fault::Bug, "not an SQLite URL"))?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.is_empty() {
+            return Err(StoreError::new(Fault::Bug, "the SQLite URL names no file"));
+        }
+        // Only these characters would change what the URI says.
+        let path = path
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23");
+        let uri = if query.is_empty() {
+            format!("file:{path}")
+        } else {
+            format!("file:{path}?{query}")
+        };
+        Ok(Location { uri })
+    }
+
+    /// A connection with the pragmas every connection has; `flags` say how it may open.
+    fn open(&self, flags: OpenFlags) -> Result<SqliteConn, StoreError> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.uri,
+            flags | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers run beside the writer; synchronous=FULL makes every commit durable
         // against power loss, not only against a crash of this process.
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true);
-    if !url.contains("mode=") {
-        options = options.create_if_missing(true);
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")?;
+        conn.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
+        Ok(SqliteConn(conn))
     }
-    let pool = |max| {
-        SqlitePoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(WRITE_DEADLINE)
-    };
-    // The writer connects first so the WAL switch happens before readers open.
-    let write = pool(1).connect_with(options.clone()).await?;
-    let read = pool(max_connections).connect_with(options).await?;
-    Ok((read, write))
+}
+
+/// One rusqlite connection, used as a [`Conn`].
+pub(super) struct SqliteConn(rusqlite::Connection);
+
+impl std::fmt::Debug for SqliteConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteConn")
+    }
+}
+
+impl SqliteConn {
+    /// Runs a statement that returns no rows; how many rows it changed.
+    fn run(&self, sql: &str, params: impl Params) -> Result<usize, StoreError> {
+        Ok(self.0.prepare_cached(sql)?.execute(params)?)
+    }
+
+    fn all<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut statement = self.0.prepare_cached(sql)?;
+        let rows = statement.query_map(params, read)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn optional<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached(sql)?
+            .query_row(params, read)
+            .optional()?)
+    }
+
+    fn one<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        Ok(self.0.prepare_cached(sql)?.query_row(params, read)?)
+    }
 }
 
 /// What an extended result code means for the transaction that met it.
@@ -62,7 +148,7 @@ pub(super) fn classify(code: i32) -> Fault {
     }
 }
 
-/// Rows as one JSON array of arrays, for set-based statements over `json_each($1)`: one
+/// Rows as one JSON array of arrays, for set-based statements over `json_each(?1)`: one
 /// statement for a whole batch instead of one per row.
 fn json_rows<T: serde::Serialize>(rows: impl IntoIterator<Item = T>) -> String {
     serde_json::to_string(&rows.into_iter().collect::<Vec<_>>()).expect("rows serialize")
@@ -77,28 +163,29 @@ fn instant(micros: i64) -> Result<DateTime<Utc>, StoreError> {
 }
 
 #[async_trait]
-impl Conn for SqliteConnection {
+impl Conn for SqliteConn {
     async fn savepoint(&mut self) -> Result<(), StoreError> {
-        self.execute("SAVEPOINT effect").await?;
+        self.run("SAVEPOINT effect", [])?;
         Ok(())
     }
 
     async fn release_savepoint(&mut self) -> Result<(), StoreError> {
-        self.execute("RELEASE SAVEPOINT effect").await?;
+        self.run("RELEASE SAVEPOINT effect", [])?;
         Ok(())
     }
 
     async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
-        self.execute("ROLLBACK TO SAVEPOINT effect").await?;
-        self.execute("RELEASE SAVEPOINT effect").await?;
+        self.run("ROLLBACK TO SAVEPOINT effect", [])?;
+        self.run("RELEASE SAVEPOINT effect", [])?;
         Ok(())
     }
 
     async fn probe_write(&mut self) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO health_probes (pad) VALUES (zeroblob(8192))")
-            .execute(&mut *self)
-            .await?;
-        self.execute("DELETE FROM health_probes").await?;
+        self.run(
+            "INSERT INTO health_probes (pad) VALUES (zeroblob(8192))",
+            [],
+        )?;
+        self.run("DELETE FROM health_probes", [])?;
         Ok(())
     }
 
@@ -122,5 +209,17 @@ mod tests {
         assert_eq!(classify(2067), Fault::UniqueViolation);
         assert_eq!(classify(275), Fault::Bug, "CONSTRAINT_CHECK");
         assert_eq!(classify(1), Fault::Bug);
+    }
+
+    #[test]
+    fn urls_become_uris_that_keep_their_query() {
+        let uri = |url| Location::parse(url).expect("a URL").uri;
+        assert_eq!(uri("sqlite://shop.db"), "file:shop.db");
+        assert_eq!(uri("sqlite:///tmp/a#b.db"), "file:/tmp/a%23b.db");
+        assert_eq!(
+            uri("sqlite:///tmp/shop.db?mode=rwc"),
+            "file:/tmp/shop.db?mode=rwc"
+        );
+        assert!(Location::parse("sqlite://").is_err());
     }
 }

@@ -1,17 +1,28 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use rusqlite::params;
 use std::collections::HashMap;
 
 use super::product::json_ids;
-use super::{instant, json_rows, micros};
+use super::{instant, json_rows, micros, SqliteConn};
 use crate::events::SoldItem;
 use crate::ids::{OrderId, UserCouponId, UserId};
 use crate::page::PageRequest;
 use crate::store::order::{NewOrderRow, OrderLineRow, OrderRow, OrderStatus, OrderStore};
 use crate::store::StoreError;
 
-#[derive(sqlx::FromRow)]
+/// Orders selected by `$where`, in the columns [`Order::read`] reads.
+macro_rules! select_orders {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, user_id, status, total_amount, discount_amount, paid_amount, ",
+            "user_coupon_id, created_at, cancelled_at FROM orders ",
+            $where
+        )
+    };
+}
+
+/// An order as stored, before its instants are checked and its lines added.
 struct Order {
     id: i64,
     user_id: i64,
@@ -24,69 +35,66 @@ struct Order {
     cancelled_at: Option<i64>,
 }
 
-#[derive(sqlx::FromRow)]
-struct Line {
-    order_id: i64,
-    product_id: i64,
-    name: String,
-    unit_price: i64,
-    quantity: i64,
-    amount: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct Sales {
-    product_id: i64,
-    quantity: i64,
-    amount: i64,
-}
-
-/// Orders with their lines, in the order given.
-async fn with_lines(
-    conn: &mut SqliteConnection,
-    orders: Vec<Order>,
-) -> Result<Vec<OrderRow>, StoreError> {
-    let lines: Vec<Line> = sqlx::query_as(
-        "SELECT order_id, product_id, name, unit_price, quantity, amount FROM order_items
-         WHERE order_id IN (SELECT value FROM json_each($1)) ORDER BY order_id, product_id",
-    )
-    .bind(json_ids(orders.iter().map(|o| o.id)))
-    .fetch_all(conn)
-    .await?;
-    let mut by_order: HashMap<i64, Vec<OrderLineRow>> = HashMap::new();
-    for line in lines {
-        by_order
-            .entry(line.order_id)
-            .or_default()
-            .push(OrderLineRow {
-                product_id: line.product_id,
-                name: line.name,
-                unit_price: line.unit_price,
-                quantity: line.quantity,
-                amount: line.amount,
-            });
-    }
-    orders
-        .into_iter()
-        .map(|order| {
-            Ok(OrderRow {
-                id: OrderId::new(order.id).ok_or_else(|| StoreError::corrupt(order.id))?,
-                user_id: order.user_id,
-                status: order.status,
-                total_amount: order.total_amount,
-                discount_amount: order.discount_amount,
-                paid_amount: order.paid_amount,
-                user_coupon_id: order.user_coupon_id,
-                created_at: instant(order.created_at)?,
-                cancelled_at: order.cancelled_at.map(instant).transpose()?,
-                items: by_order.remove(&order.id).unwrap_or_default(),
-            })
+impl Order {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Order> {
+        Ok(Order {
+            id: r.get(0)?,
+            user_id: r.get(1)?,
+            status: r.get(2)?,
+            total_amount: r.get(3)?,
+            discount_amount: r.get(4)?,
+            paid_amount: r.get(5)?,
+            user_coupon_id: r.get(6)?,
+            created_at: r.get(7)?,
+            cancelled_at: r.get(8)?,
         })
-        .collect()
+    }
+}
+
+impl SqliteConn {
+    /// Orders with their lines, in the order given.
+    fn with_lines(&self, orders: Vec<Order>) -> Result<Vec<OrderRow>, StoreError> {
+        let lines: Vec<(i64, OrderLineRow)> = self.all(
+            "SELECT order_id, product_id, name, unit_price, quantity, amount FROM order_items
+             WHERE order_id IN (SELECT value FROM json_each(?1)) ORDER BY order_id, product_id",
+            [json_ids(orders.iter().map(|o| o.id))],
+            |r| {
+                let line = OrderLineRow {
+                    product_id: r.get(1)?,
+                    name: r.get(2)?,
+                    unit_price: r.get(3)?,
+                    quantity: r.get(4)?,
+                    amount: r.get(5)?,
+                };
+                Ok((r.get(0)?, line))
+            },
+        )?;
+        let mut by_order: HashMap<i64, Vec<OrderLineRow>> = HashMap::new();
+        for (order, line) in lines {
+            by_order.entry(order).or_default().push(line);
+        }
+        orders
+            .into_iter()
+            .map(|order| {
+                Ok(OrderRow {
+                    id: OrderId::new(order.id).ok_or_else(|| StoreError::corrupt(order.id))?,
+                    user_id: order.user_id,
+                    status: order.status,
+                    total_amount: order.total_amount,
+                    discount_amount: order.discount_amount,
+                    paid_amount: order.paid_amount,
+                    user_coupon_id: order.user_coupon_id,
+                    created_at: instant(order.created_at)?,
+                    cancelled_at: order.cancelled_at.map(instant).transpose()?,
+                    items: by_order.remove(&order.id).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
 }
 
 #[async_trait]
-impl OrderStore for SqliteConnection {
+impl OrderStore for SqliteConn {
     async fn insert_orders(
         &mut self,
         orders: &[NewOrderRow<'_>],
@@ -101,16 +109,15 @@ impl OrderStore for SqliteConnection {
                 micros(o.created_at),
             )
         }));
-        let mut ids: Vec<i64> = sqlx::query_scalar(
+        let mut ids: Vec<i64> = self.all(
             "INSERT INTO orders
                  (user_id, status, total_amount, discount_amount, paid_amount, user_coupon_id, created_at)
              SELECT o.value ->> 0, 'PAID', o.value ->> 1, o.value ->> 2, o.value ->> 3,
                     o.value ->> 4, o.value ->> 5
-             FROM json_each($1) AS o ORDER BY o.key RETURNING id",
-        )
-        .bind(placed)
-        .fetch_all(&mut *self)
-        .await?;
+             FROM json_each(?1) AS o ORDER BY o.key RETURNING id",
+            [placed],
+            |r| r.get(0),
+        )?;
         // The one writer numbers rows in insert order, so sorting the ids restores it.
         ids.sort_unstable();
         if ids.len() != orders.len() {
@@ -128,42 +135,34 @@ impl OrderStore for SqliteConnection {
                 )
             })
         }));
-        sqlx::query(
+        self.run(
             "INSERT INTO order_items (order_id, product_id, name, unit_price, quantity, amount)
              SELECT l.value ->> 0, l.value ->> 1, l.value ->> 2, l.value ->> 3, l.value ->> 4,
                     l.value ->> 5
-             FROM json_each($1) AS l ORDER BY l.key",
-        )
-        .bind(lines)
-        .execute(&mut *self)
-        .await?;
+             FROM json_each(?1) AS l ORDER BY l.key",
+            [lines],
+        )?;
         ids.into_iter()
             .map(|id| OrderId::new(id).ok_or_else(|| StoreError::corrupt(id)))
             .collect()
     }
 
     async fn cancel_order(&mut self, id: OrderId, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let cancelled = sqlx::query(
-            "UPDATE orders SET status = $2, cancelled_at = $3 WHERE id = $1 AND status = $4",
-        )
-        .bind(id.get())
-        .bind(OrderStatus::Cancelled)
-        .bind(micros(now))
-        .bind(OrderStatus::Paid)
-        .execute(&mut *self)
-        .await?;
-        Ok(cancelled.rows_affected() == 1)
+        let cancelled = self.run(
+            "UPDATE orders SET status = ?2, cancelled_at = ?3 WHERE id = ?1 AND status = ?4",
+            params![
+                id.get(),
+                OrderStatus::Cancelled,
+                micros(now),
+                OrderStatus::Paid
+            ],
+        )?;
+        Ok(cancelled == 1)
     }
 
     async fn order(&mut self, id: OrderId) -> Result<Option<OrderRow>, StoreError> {
-        let orders: Vec<Order> = sqlx::query_as(
-            "SELECT id, user_id, status, total_amount, discount_amount, paid_amount,
-                 user_coupon_id, created_at, cancelled_at FROM orders WHERE id = $1",
-        )
-        .bind(id.get())
-        .fetch_all(&mut *self)
-        .await?;
-        Ok(with_lines(self, orders).await?.pop())
+        let orders = self.all(select_orders!("WHERE id = ?1"), [id.get()], Order::read)?;
+        Ok(self.with_lines(orders)?.pop())
     }
 
     async fn orders_of(
@@ -171,16 +170,16 @@ impl OrderStore for SqliteConnection {
         user: UserId,
         page: PageRequest,
     ) -> Result<Vec<OrderRow>, StoreError> {
-        let orders: Vec<Order> = sqlx::query_as(
-            "SELECT id, user_id, status, total_amount, discount_amount, paid_amount,
-                 user_coupon_id, created_at, cancelled_at FROM orders WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-        )
-        .bind(user.get())
-        .bind(page.after.unwrap_or(i64::MAX))
-        .bind(page.fetch_limit())
-        .fetch_all(&mut *self)
-        .await?;
-        with_lines(self, orders).await
+        let orders = self.all(
+            select_orders!("WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
+            params![
+                user.get(),
+                page.after.unwrap_or(i64::MAX),
+                page.fetch_limit()
+            ],
+            Order::read,
+        )?;
+        self.with_lines(orders)
     }
 
     async fn sales_between(
@@ -188,23 +187,19 @@ impl OrderStore for SqliteConnection {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<SoldItem>, StoreError> {
-        let sales: Vec<Sales> = sqlx::query_as(
+        self.all(
             "SELECT i.product_id, SUM(i.quantity) AS quantity, SUM(i.amount) AS amount
              FROM order_items i JOIN orders o ON o.id = i.order_id
-             WHERE o.status = 'PAID' AND o.created_at >= $1 AND o.created_at < $2
+             WHERE o.status = 'PAID' AND o.created_at >= ?1 AND o.created_at < ?2
              GROUP BY i.product_id ORDER BY i.product_id",
+            [micros(from), micros(to)],
+            |r| {
+                Ok(SoldItem {
+                    product_id: r.get(0)?,
+                    quantity: r.get(1)?,
+                    amount: r.get(2)?,
+                })
+            },
         )
-        .bind(micros(from))
-        .bind(micros(to))
-        .fetch_all(&mut *self)
-        .await?;
-        Ok(sales
-            .into_iter()
-            .map(|s| SoldItem {
-                product_id: s.product_id,
-                quantity: s.quantity,
-                amount: s.amount,
-            })
-            .collect())
     }
 }

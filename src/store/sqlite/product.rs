@@ -1,103 +1,86 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use rusqlite::params;
 
-use super::{json_rows, micros};
+use super::{json_rows, micros, SqliteConn};
 use crate::ids::ProductId;
 use crate::page::PageRequest;
 use crate::store::product::{ProductChange, ProductRow, ProductStore};
 use crate::store::StoreError;
 
-#[derive(sqlx::FromRow)]
-struct Product {
-    id: i64,
-    name: String,
-    price: i64,
-    stock: i64,
+/// A product as stored, in the columns `id, name, price, stock`.
+type Product = (i64, String, i64, i64);
+
+fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Product> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-impl TryFrom<Product> for ProductRow {
-    type Error = StoreError;
-    fn try_from(row: Product) -> Result<Self, StoreError> {
-        Ok(ProductRow {
-            id: ProductId::new(row.id).ok_or_else(|| StoreError::corrupt(row.id))?,
-            name: row.name,
-            price: row.price,
-            stock: row.stock,
-        })
-    }
+fn checked((id, name, price, stock): Product) -> Result<ProductRow, StoreError> {
+    Ok(ProductRow {
+        id: ProductId::new(id).ok_or_else(|| StoreError::corrupt(id))?,
+        name,
+        price,
+        stock,
+    })
 }
 
 fn rows(products: Vec<Product>) -> Result<Vec<ProductRow>, StoreError> {
-    products.into_iter().map(ProductRow::try_from).collect()
+    products.into_iter().map(checked).collect()
 }
 
 fn row(product: Option<Product>) -> Result<Option<ProductRow>, StoreError> {
-    product.map(ProductRow::try_from).transpose()
+    product.map(checked).transpose()
 }
 
-/// Ids as a JSON array, for `IN (SELECT value FROM json_each($1))`.
+/// Ids as a JSON array, for `IN (SELECT value FROM json_each(?1))`.
 pub(super) fn json_ids(ids: impl IntoIterator<Item = i64>) -> String {
     serde_json::to_string(&ids.into_iter().collect::<Vec<_>>()).expect("ids serialize")
 }
 
 #[async_trait]
-impl ProductStore for SqliteConnection {
+impl ProductStore for SqliteConn {
     async fn product(&mut self, id: ProductId) -> Result<Option<ProductRow>, StoreError> {
-        row(
-            sqlx::query_as("SELECT id, name, price, stock FROM products WHERE id = $1")
-                .bind(id.get())
-                .fetch_optional(&mut *self)
-                .await?,
-        )
+        row(self.optional(
+            "SELECT id, name, price, stock FROM products WHERE id = ?1",
+            [id.get()],
+            read,
+        )?)
     }
 
     async fn products(&mut self, page: PageRequest) -> Result<Vec<ProductRow>, StoreError> {
-        rows(
-            sqlx::query_as(
-                "SELECT id, name, price, stock FROM products WHERE id > $1 ORDER BY id LIMIT $2",
-            )
-            .bind(page.after.unwrap_or(0))
-            .bind(page.fetch_limit())
-            .fetch_all(&mut *self)
-            .await?,
-        )
+        rows(self.all(
+            "SELECT id, name, price, stock FROM products WHERE id > ?1 ORDER BY id LIMIT ?2",
+            [page.after.unwrap_or(0), page.fetch_limit()],
+            read,
+        )?)
     }
 
     async fn products_by_id(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError> {
-        rows(
-            sqlx::query_as(
-                "SELECT id, name, price, stock FROM products
-                 WHERE id IN (SELECT value FROM json_each($1))",
-            )
-            .bind(json_ids(ids.iter().map(|id| id.get())))
-            .fetch_all(&mut *self)
-            .await?,
-        )
+        rows(self.all(
+            "SELECT id, name, price, stock FROM products
+             WHERE id IN (SELECT value FROM json_each(?1))",
+            [json_ids(ids.iter().map(|id| id.get()))],
+            read,
+        )?)
     }
 
     async fn lock_products(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError> {
-        rows(
-            sqlx::query_as(
-                "SELECT id, name, price, stock FROM products
-                 WHERE id IN (SELECT value FROM json_each($1)) ORDER BY id",
-            )
-            .bind(json_ids(ids.iter().map(|id| id.get())))
-            .fetch_all(&mut *self)
-            .await?,
-        )
+        rows(self.all(
+            "SELECT id, name, price, stock FROM products
+             WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+            [json_ids(ids.iter().map(|id| id.get()))],
+            read,
+        )?)
     }
 
     async fn set_stocks(&mut self, stocks: &[(ProductId, i64)]) -> Result<(), StoreError> {
-        sqlx::query(
+        self.run(
             "UPDATE products SET stock = s.value ->> 1
-             FROM json_each($1) AS s WHERE products.id = s.value ->> 0",
-        )
-        .bind(json_rows(
-            stocks.iter().map(|&(id, stock)| (id.get(), stock)),
-        ))
-        .execute(&mut *self)
-        .await?;
+             FROM json_each(?1) AS s WHERE products.id = s.value ->> 0",
+            [json_rows(
+                stocks.iter().map(|&(id, stock)| (id.get(), stock)),
+            )],
+        )?;
         Ok(())
     }
 
@@ -108,17 +91,12 @@ impl ProductStore for SqliteConnection {
         stock: i64,
         now: DateTime<Utc>,
     ) -> Result<ProductRow, StoreError> {
-        sqlx::query_as::<_, Product>(
+        checked(self.one(
             "INSERT INTO products (name, price, stock, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $4) RETURNING id, name, price, stock",
-        )
-        .bind(name)
-        .bind(price)
-        .bind(stock)
-        .bind(micros(now))
-        .fetch_one(&mut *self)
-        .await?
-        .try_into()
+             VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id, name, price, stock",
+            params![name, price, stock, micros(now)],
+            read,
+        )?)
     }
 
     async fn update_product(
@@ -127,26 +105,26 @@ impl ProductStore for SqliteConnection {
         change: ProductChange<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<ProductRow>, StoreError> {
-        row(sqlx::query_as(
-            "UPDATE products SET name = COALESCE($2, name), price = COALESCE($3, price),
-                 stock = COALESCE($4, stock), updated_at = $5
-             WHERE id = $1 RETURNING id, name, price, stock",
-        )
-        .bind(id.get())
-        .bind(change.name)
-        .bind(change.price)
-        .bind(change.stock)
-        .bind(micros(now))
-        .fetch_optional(&mut *self)
-        .await?)
+        row(self.optional(
+            "UPDATE products SET name = COALESCE(?2, name), price = COALESCE(?3, price),
+                 stock = COALESCE(?4, stock), updated_at = ?5
+             WHERE id = ?1 RETURNING id, name, price, stock",
+            params![
+                id.get(),
+                change.name,
+                change.price,
+                change.stock,
+                micros(now)
+            ],
+            read,
+        )?)
     }
 
     async fn restock(&mut self, id: ProductId, quantity: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE products SET stock = stock + $2 WHERE id = $1")
-            .bind(id.get())
-            .bind(quantity)
-            .execute(&mut *self)
-            .await?;
+        self.run(
+            "UPDATE products SET stock = stock + ?2 WHERE id = ?1",
+            [id.get(), quantity],
+        )?;
         Ok(())
     }
 }
