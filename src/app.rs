@@ -78,19 +78,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         deadline: args.edge.request_timeout.min(store::WRITE_DEADLINE),
         ..args.database.batching()
     };
-    let db = Db::connect_batched(
+    let db = store::connect_batched(
         &args.database.database_url,
+        args.read_database_url.as_deref(),
         args.database.db_max_connections,
         batching,
     )
     .await
     .context("connecting to the database")?;
-    let db = match &args.read_database_url {
-        Some(url) => db
-            .with_replica(url, args.database.db_max_connections)
-            .context("the read replica")?,
-        None => db,
-    };
     db.migrate().await.context("applying the schema")?;
     let mut state = AppState::new(
         db.clone(),

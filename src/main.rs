@@ -1,14 +1,13 @@
 use clap::Parser;
 use commerce::config::{Cli, Command};
 use commerce::ids::UserId;
-use commerce::store::Db;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => commerce::app::serve(*args).await,
         Command::Migrate(args) => {
-            let db = Db::connect(&args.database_url, args.db_max_connections).await?;
+            let db = commerce::store::connect(&args.database_url, args.db_max_connections).await?;
             db.migrate().await?;
             db.close().await;
             eprintln!("schema is up to date ({})", db.backend().name());

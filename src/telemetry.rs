@@ -9,7 +9,7 @@
 use anyhow::Context as _;
 use axum::http::{HeaderMap, Request, Response};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -218,19 +218,5 @@ pub fn continue_trace(span: &Span, traceparent: Option<&str>) {
     let parent = TraceContextPropagator::new().extract(&carrier);
     if parent.span().span_context().is_valid() {
         let _ = span.set_parent(parent);
-    }
-}
-
-/// The current span's context, for a batch to link to the request it carries.
-pub fn current_span_context() -> Option<SpanContext> {
-    let context = Span::current().context();
-    let span = context.span().span_context().clone();
-    span.is_valid().then_some(span)
-}
-
-/// Links `span` to the spans of `contexts`.
-pub fn link<'a>(span: &Span, contexts: impl IntoIterator<Item = &'a SpanContext>) {
-    for context in contexts {
-        span.add_link(context.clone());
     }
 }

@@ -29,7 +29,8 @@ pub async fn database(
     fixture: &Fixture,
     load: Load,
 ) -> anyhow::Result<Summary> {
-    let db = Db::connect_batched(url, connections, one_per_commit(connections)).await?;
+    let db = commerce::store::connect_batched(url, None, connections, one_per_commit(connections))
+        .await?;
     // Tokens are never checked here: the secret only has to be non-empty.
     let state = AppState::new(
         db.clone(),
@@ -59,7 +60,8 @@ pub async fn hot_row(
     product: i64,
     load: Load,
 ) -> anyhow::Result<Summary> {
-    let db = Db::connect_batched(url, connections, one_per_commit(connections)).await?;
+    let db = commerce::store::connect_batched(url, None, connections, one_per_commit(connections))
+        .await?;
     let product = ProductId::new(product).context("product ids are positive")?;
     let workers = (0..load.concurrency)
         .map(|_| HotRowWorker {

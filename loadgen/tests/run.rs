@@ -5,7 +5,6 @@ use commerce::app::AppState;
 use commerce::clock::SystemClock;
 use commerce::config::Settings;
 use commerce::outbox::{self, Transport};
-use commerce::store::Db;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::process::Command;
@@ -16,7 +15,9 @@ const SECRET: &str = "loadgen-test-secret";
 /// Serves the real router (with its outbox relay) on a free loopback port.
 async fn server(dir: &tempfile::TempDir) -> String {
     let url = format!("sqlite://{}/loadgen.db", dir.path().display());
-    let db = Db::connect(&url, 8).await.expect("the database opens");
+    let db = commerce::store::connect(&url, 8)
+        .await
+        .expect("the database opens");
     db.migrate().await.expect("the schema applies");
     // As the bench runs its server: without the per-user write limit.
     let settings = Settings {

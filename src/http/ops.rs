@@ -34,10 +34,14 @@ pub async fn ready(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse
 
 /// Prometheus text exposition. Gauges are sampled at scrape time.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
-    for (pool, size, idle, max) in app.db.pool_stats() {
-        metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "open").set(size as f64);
-        metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "idle").set(idle as f64);
-        metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "max").set(max as f64);
+    for stats in app.db.pool_stats() {
+        let pool = stats.name;
+        metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "open")
+            .set(stats.open as f64);
+        metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "idle")
+            .set(stats.idle as f64);
+        metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "max")
+            .set(stats.max as f64);
     }
     let queue = app.db.write_queue();
     metrics::gauge!("db_write_queue_length").set(queue.waiting as f64);

@@ -274,7 +274,7 @@ async fn a_critical_header_extension_is_refused(backend: Backend) {
 async fn the_previous_secret_verifies_during_a_rotation(backend: Backend) {
     const PREVIOUS: &str = "the-previous-secret-of-32-bytes!!";
     let db = TestDb::create(backend).await;
-    let pool = commerce::store::Db::connect(&db.url, 4).await.unwrap();
+    let pool = commerce::store::connect(&db.url, 4).await.unwrap();
     pool.migrate().await.unwrap();
     let mut state = commerce::app::AppState::new(
         pool,

@@ -10,7 +10,7 @@ use commerce::clock::ManualClock;
 use commerce::config::Settings;
 use commerce::ids::UserId;
 pub use commerce::store::Backend;
-use commerce::store::{Batching, Db};
+use commerce::store::Batching;
 use http_body_util::BodyExt;
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 use serde_json::Value;
@@ -202,7 +202,7 @@ async fn instance_batching(
     clock: Arc<ManualClock>,
     batching: Batching,
 ) -> Arc<AppState> {
-    let pool = Db::connect_batched(url, 16, batching)
+    let pool = commerce::store::connect_batched(url, None, 16, batching)
         .await
         .expect("connect");
     pool.migrate().await.expect("migrate");

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use commerce::app::AppState;
-use commerce::store::Db;
+use commerce::store::Batching;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,11 +35,14 @@ async fn catalogue_reads_come_from_the_replica_and_fall_back_to_the_primary() {
     let primary = OwnPostgres::start();
     let app = TestApp::at_url(Backend::Postgres, &primary.url()).await;
     let standby = primary.standby();
-    let db = Db::connect(&primary.url(), 8)
-        .await
-        .expect("primary")
-        .with_replica(&standby.url(), 8)
-        .expect("replica");
+    let db = commerce::store::connect_batched(
+        &primary.url(),
+        Some(&standby.url()),
+        8,
+        Batching::default(),
+    )
+    .await
+    .expect("primary and replica");
     let instance = AppState::new(db, app.state.settings.clone(), SECRET, app.clock.clone());
 
     let id = app.product("Mirrored", 1_000, 10).await;

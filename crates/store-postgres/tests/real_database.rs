@@ -1,0 +1,106 @@
+//! The PostgreSQL store against a real server (`COMMERCE_TEST_POSTGRES_URL`, else the local
+//! one): a fresh database, migrated; a committed write is read back; a row held by another
+//! session is a `LockHeld` fault after the lock timeout, not a wait for that session.
+
+use commerce_store::{Batching, Fault, StoreError};
+use sqlx::{Connection, Executor, PgConnection};
+use std::time::{Duration, Instant};
+
+fn admin_url() -> String {
+    std::env::var("COMMERCE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database of its own, dropped at the end.
+struct Fresh {
+    name: String,
+    url: String,
+}
+
+impl Fresh {
+    async fn create() -> Fresh {
+        let name = format!("store_pg_{}", std::process::id());
+        let mut admin = PgConnection::connect(&admin_url())
+            .await
+            .expect("PostgreSQL");
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await
+            .unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let (server, _) = admin_url()
+            .rsplit_once('/')
+            .map(|(s, d)| (s.to_owned(), d.to_owned()))
+            .unwrap();
+        Fresh {
+            url: format!("{server}/{name}"),
+            name,
+        }
+    }
+
+    async fn drop_it(self) {
+        let mut admin = PgConnection::connect(&admin_url()).await.unwrap();
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_real_database_commits_refuses_held_rows_and_classifies_conflicts() {
+    let fresh = Fresh::create().await;
+    let db = commerce_store_postgres::connect(&fresh.url, None, 4, Batching::default())
+        .await
+        .expect("connects");
+    db.migrate().await.expect("migrates");
+
+    // A lone write commits and is read back.
+    let product = db
+        .write(|conn| {
+            Box::pin(async move {
+                conn.insert_product("Lamp", 1000, 5, chrono::Utc::now())
+                    .await
+            })
+        })
+        .await
+        .map_err(|e: StoreError| e)
+        .expect("stored");
+    let id = product.id;
+    let read = db.read().await.unwrap().product(id).await.unwrap();
+    assert_eq!(read.map(|p| p.stock), Some(5));
+
+    // Another session holds the product's row: the write gives up after the lock timeout
+    // with LockHeld instead of waiting for the session (its retries stay within the write
+    // deadline).
+    let mut holder = PgConnection::connect(&fresh.url).await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute(format!("SELECT * FROM products WHERE id = {} FOR UPDATE", id.get()).as_str())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let held = db
+        .write(move |conn| Box::pin(async move { conn.set_stocks(&[(id, 9)]).await }))
+        .await
+        .expect_err("the row is held");
+    assert_eq!(held.fault(), Fault::LockHeld, "{held}");
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.execute("ROLLBACK").await.unwrap();
+    db.write(move |conn| Box::pin(async move { conn.set_stocks(&[(id, 9)]).await }))
+        .await
+        .map_err(|e: StoreError| e)
+        .expect("free again");
+    let read = db.read().await.unwrap().product(id).await.unwrap();
+    assert_eq!(read.map(|p| p.stock), Some(9));
+
+    db.close().await;
+    fresh.drop_it().await;
+}

@@ -1,0 +1,92 @@
+//! The SQLite store on a real file: migrated, a committed write read back; another process's
+//! connection holding the write lock delays writes while it is short and fails them as
+//! transient (a retry may succeed) once it outlasts their deadline.
+
+use commerce_store::{Batching, Fault, StoreError};
+use std::time::Duration;
+
+async fn set_stock(
+    db: &commerce_store::Db,
+    id: commerce_domain::ids::ProductId,
+    stock: i64,
+) -> Result<(), StoreError> {
+    db.write(move |conn| Box::pin(async move { conn.set_stocks(&[(id, stock)]).await }))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_file_commits_and_waits_out_a_short_lock_but_not_a_long_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shop.db");
+    let batching = Batching {
+        deadline: Duration::from_secs(1),
+        ..Batching::default()
+    };
+    let db = commerce_store_sqlite::connect(&format!("sqlite://{}", path.display()), 4, batching)
+        .await
+        .expect("opens");
+    db.migrate().await.expect("migrates");
+    let product = db
+        .write(|conn| {
+            Box::pin(async move {
+                conn.insert_product("Lamp", 1000, 5, chrono::Utc::now())
+                    .await
+            })
+        })
+        .await
+        .map_err(|e: StoreError| e)
+        .expect("stored");
+    let id = product.id;
+    assert_eq!(
+        db.read()
+            .await
+            .unwrap()
+            .product(id)
+            .await
+            .unwrap()
+            .map(|p| p.stock),
+        Some(5)
+    );
+
+    // A short hold: the write waits for it and lands.
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        holder.execute_batch("COMMIT").unwrap();
+        holder
+    });
+    set_stock(&db, id, 7)
+        .await
+        .expect("lands once the lock is free");
+    let holder = release.join().unwrap();
+    assert_eq!(
+        db.read()
+            .await
+            .unwrap()
+            .product(id)
+            .await
+            .unwrap()
+            .map(|p| p.stock),
+        Some(7)
+    );
+
+    // A hold past the write's deadline: refused as transient, and nothing was stored.
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let refused = set_stock(&db, id, 9)
+        .await
+        .expect_err("the lock outlasts the deadline");
+    assert_eq!(refused.fault(), Fault::Transient, "{refused}");
+    holder.execute_batch("COMMIT").unwrap();
+    assert_eq!(
+        db.read()
+            .await
+            .unwrap()
+            .product(id)
+            .await
+            .unwrap()
+            .map(|p| p.stock),
+        Some(7)
+    );
+    db.close().await;
+}

@@ -1,0 +1,120 @@
+//! What a backend crate provides beside [`Conn`]: its connections for reads, transactions of
+//! their own for writes that need not queue, migrations and upkeep. [`crate::Db`] holds one.
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use crate::{Conn, StoreError};
+
+/// The one backend type of the project: the server, the tests and the load generator use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A pool's usage, for the metrics endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub name: &'static str,
+    pub open: u32,
+    pub idle: usize,
+    pub max: u32,
+}
+
+/// A backend.
+#[async_trait]
+pub trait Engine: Send + Sync + fmt::Debug + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Brings the schema up to date.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// A connection for reads that need no transaction.
+    async fn read(&self) -> Result<Reader, StoreError>;
+
+    /// A connection for reads that may trail the latest writes (a replica's), else [`read`].
+    ///
+    /// [`read`]: Engine::read
+    async fn read_lagging(&self) -> Result<Reader, StoreError> {
+        self.read().await
+    }
+
+    /// Whether writes may run in transactions of their own, side by side (PostgreSQL's many
+    /// writers); if not, every write queues for the committer (SQLite's one writer).
+    fn writes_alone(&self) -> bool;
+
+    /// A write transaction of its own, waiting at most `wait` for a connection. Only asked of
+    /// an engine whose writes run alone.
+    async fn begin(&self, wait: Duration) -> Result<Box<dyn Transaction>, StoreError>;
+
+    fn pool_stats(&self) -> Vec<PoolStats>;
+
+    async fn close(&self);
+}
+
+/// An open write transaction. Dropped without a successful commit or rollback, its connection
+/// is discarded: after a failure, or when its future was dropped half-way, its state is unknown.
+pub trait Transaction: Send {
+    fn conn(&mut self) -> &mut dyn Conn;
+    /// `Err` means nothing was stored, unless its fault is [`crate::Fault::OutcomeUnknown`].
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>>;
+    fn rollback(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+/// A pooled connection for reads.
+#[async_trait]
+pub trait ReadConn: Send {
+    fn conn(&self) -> &(dyn Conn + 'static);
+    fn conn_mut(&mut self) -> &mut (dyn Conn + 'static);
+    /// Asks the database to answer, nothing more.
+    async fn ping(&mut self) -> Result<(), StoreError>;
+}
+
+/// A connection for reads, used as a [`Conn`].
+pub struct Reader(Box<dyn ReadConn>);
+
+impl Reader {
+    pub fn new(conn: impl ReadConn + 'static) -> Reader {
+        Reader(Box::new(conn))
+    }
+
+    pub async fn ping(&mut self) -> Result<(), StoreError> {
+        self.0.ping().await
+    }
+}
+
+impl Deref for Reader {
+    type Target = dyn Conn;
+    fn deref(&self) -> &Self::Target {
+        self.0.conn()
+    }
+}
+
+impl DerefMut for Reader {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.conn_mut()
+    }
+}

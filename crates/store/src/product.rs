@@ -1,0 +1,61 @@
+//! Products and their stock: what the product service needs from a database.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::StoreError;
+use commerce_domain::ids::ProductId;
+use commerce_domain::page::PageRequest;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductRow {
+    pub id: ProductId,
+    pub name: String,
+    pub price: i64,
+    pub stock: i64,
+}
+
+/// The fields a PATCH may change; `None` keeps the stored value.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProductChange<'a> {
+    pub name: Option<&'a str>,
+    pub price: Option<i64>,
+    pub stock: Option<i64>,
+}
+
+#[async_trait]
+pub trait ProductStore {
+    async fn product(&mut self, id: ProductId) -> Result<Option<ProductRow>, StoreError>;
+
+    /// By id, after the page's cursor.
+    async fn products(&mut self, page: PageRequest) -> Result<Vec<ProductRow>, StoreError>;
+
+    /// Products by id, in no particular order; missing ids are left out.
+    async fn products_by_id(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError>;
+
+    async fn insert_product(
+        &mut self,
+        name: &str,
+        price: i64,
+        stock: i64,
+        now: DateTime<Utc>,
+    ) -> Result<ProductRow, StoreError>;
+
+    async fn update_product(
+        &mut self,
+        id: ProductId,
+        change: ProductChange<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ProductRow>, StoreError>;
+
+    /// Puts `quantity` back into the stock (a cancelled order's line).
+    async fn restock(&mut self, id: ProductId, quantity: i64) -> Result<(), StoreError>;
+
+    /// The products, locked until the transaction ends (on PostgreSQL `FOR UPDATE` in id
+    /// order; SQLite's write transaction holds every row), in id order; missing ids are left
+    /// out. A batch of orders decides against these.
+    async fn lock_products(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError>;
+
+    /// Sets each locked product's stock to what a batch decided: (id, stock after).
+    async fn set_stocks(&mut self, stocks: &[(ProductId, i64)]) -> Result<(), StoreError>;
+}
