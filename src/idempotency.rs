@@ -10,6 +10,7 @@
 //! A concurrent retry with the same key blocks on the key's unique index (PostgreSQL) or on the
 //! single writer (SQLite) until the first commits, then replays its answer.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -18,7 +19,7 @@ use thiserror::Error;
 
 use crate::ids::UserId;
 use crate::store::idempotency::{KeyAnswer, KeyClaim};
-use crate::store::{Conn, StoreError, StoreFault};
+use crate::store::{Conn, Fault, StoreError, StoreFault};
 
 /// How long keys are kept; the contract promises at least 24 hours.
 pub const RETENTION: chrono::Duration = chrono::Duration::hours(48);
@@ -169,10 +170,106 @@ where
     Ok(Outcome::Fresh(outcome))
 }
 
-/// The keys of writes decided together (see `store::Shared`), claimed at once: for each
-/// attempt, `None` to go ahead, or what to answer instead (a replay, or a key reused). The
-/// attempts' keys must be distinct.
-pub async fn claim_all<T, E>(
+/// A write decided together with the others of its kind (see `store::Shared`) that honours an
+/// `Idempotency-Key`: [`decide_keyed`] claims the keys of a batch's writes at once, lets
+/// `decide_all` run the writes whose keys were free, and stores their answers at once.
+#[async_trait]
+pub trait Keyed: Sync + Sized {
+    type Value: Send;
+    type Error: From<IdempotencyError> + Send;
+
+    fn attempt(&self) -> Option<&Attempt>;
+    fn now(&self) -> DateTime<Utc>;
+    fn render(&self) -> Render<Self::Value, Self::Error>;
+
+    /// Decides and stores `writes` (none of them a replay): one result each, in order.
+    async fn decide_all(
+        conn: &mut dyn Conn,
+        writes: &[&Self],
+    ) -> Result<Vec<Result<Self::Value, Self::Error>>, StoreError>;
+}
+
+/// Runs writes decided together, in order, each at most once per attempt key.
+pub async fn decide_keyed<W: Keyed>(
+    conn: &mut dyn Conn,
+    writes: &[&W],
+) -> Result<Vec<Outcome<W::Value, W::Error>>, StoreError> {
+    let mut outcomes = Vec::with_capacity(writes.len());
+    // A retry that arrives with its first attempt in one batch must see that attempt's answer:
+    // so a key seen twice starts a new round, which finds it recorded.
+    let mut start = 0;
+    while start < writes.len() {
+        let end = start + distinct_keys(&writes[start..]);
+        outcomes.extend(keyed_round(conn, &writes[start..end]).await?);
+        start = end;
+    }
+    Ok(outcomes)
+}
+
+/// How many writes from the start have keys not used before them.
+fn distinct_keys<W: Keyed>(writes: &[&W]) -> usize {
+    let mut seen: Vec<&Attempt> = Vec::new();
+    for (n, write) in writes.iter().enumerate() {
+        if let Some(attempt) = write.attempt() {
+            if seen.iter().any(|s| s.same_key(attempt)) {
+                return n;
+            }
+            seen.push(attempt);
+        }
+    }
+    writes.len()
+}
+
+/// Writes whose keys are distinct: claim the keys, decide the writes that claimed theirs (or
+/// have none), record the answers of the claimed keys.
+async fn keyed_round<W: Keyed>(
+    conn: &mut dyn Conn,
+    writes: &[&W],
+) -> Result<Vec<Outcome<W::Value, W::Error>>, StoreError> {
+    let attempts: Vec<Option<&Attempt>> = writes.iter().map(|w| w.attempt()).collect();
+    let now = writes
+        .iter()
+        .map(|w| w.now())
+        .max()
+        .unwrap_or_else(Utc::now);
+    let early = claim_all::<W::Value, W::Error>(conn, &attempts, now).await?;
+    let live: Vec<&W> = writes
+        .iter()
+        .zip(&early)
+        .filter(|(_, early)| early.is_none())
+        .map(|(write, _)| *write)
+        .collect();
+    let decided = if live.is_empty() {
+        Vec::new()
+    } else {
+        W::decide_all(conn, &live).await?
+    };
+    if decided.len() != live.len() {
+        return Err(StoreError::new(Fault::Bug, "a keyed run lost a write"));
+    }
+    let mut decided = decided.into_iter();
+    let mut answers: Vec<(&Attempt, Answer)> = Vec::new();
+    let outcomes = writes
+        .iter()
+        .zip(early)
+        .map(|(write, early)| {
+            early.unwrap_or_else(|| {
+                let result = decided.next().expect("one result per live write");
+                // Each claimed key keeps its answer; a server error is not remembered.
+                if let Some(attempt) = write.attempt() {
+                    answers.extend((write.render())(&result).map(|answer| (attempt, answer)));
+                }
+                Outcome::Fresh(result)
+            })
+        })
+        .collect();
+    record_all(conn, &answers).await?;
+    Ok(outcomes)
+}
+
+/// Claims the keys of `attempts` at once: for each attempt, `None` to go ahead, or what to
+/// answer instead (a replay, or a key reused). The attempts' keys must be distinct.
+async fn claim_all<T, E>(
     conn: &mut dyn Conn,
     attempts: &[Option<&Attempt>],
     now: DateTime<Utc>,
@@ -205,11 +302,8 @@ where
         .collect())
 }
 
-/// Stores the answers of writes decided together, for the attempts that claimed their key.
-pub async fn record_all(
-    conn: &mut dyn Conn,
-    answers: &[(&Attempt, Answer)],
-) -> Result<(), StoreError> {
+/// Stores the answers of the attempts that claimed their key.
+async fn record_all(conn: &mut dyn Conn, answers: &[(&Attempt, Answer)]) -> Result<(), StoreError> {
     if answers.is_empty() {
         return Ok(());
     }

@@ -1,5 +1,6 @@
 //! Balance (잔액): prepaid money per user, its charges and its payment history.
 
+mod charging;
 mod routes;
 mod service;
 

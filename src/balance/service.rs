@@ -3,14 +3,15 @@ use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
 
+use super::charging::Charging;
 use crate::clock::Clock;
-use crate::idempotency::{self, Attempt, IdempotencyError, IdempotencyKey, Outcome, Render};
+use crate::idempotency::{Attempt, IdempotencyError, IdempotencyKey, Outcome, Render};
 use crate::ids::UserId;
 use crate::money::Won;
 use crate::page::{Page, PageRequest};
 pub use crate::store::balance::EntryKind;
 use crate::store::balance::HistoryRow;
-use crate::store::{Conn, Db, StoreError, StoreFault};
+use crate::store::{Db, StoreError, StoreFault};
 
 #[derive(Debug, Error)]
 pub enum BalanceError {
@@ -82,7 +83,9 @@ pub async fn balance_of(db: &Db, user: UserId) -> Result<BalanceView, BalanceErr
     })
 }
 
-/// Charges `amount` to the user's balance and writes the CHARGE history row, in one transaction.
+/// Charges `amount` to the user's balance and writes the CHARGE history row: decided and
+/// stored together with the charges waiting at the same moment, in one transaction (see
+/// `charging`). Honours an idempotency key.
 pub async fn charge(
     db: &Db,
     clock: &dyn Clock,
@@ -93,50 +96,15 @@ pub async fn charge(
     render: Render<ChargeReceipt, BalanceError>,
 ) -> Outcome<ChargeReceipt, BalanceError> {
     let attempt = key.map(|key| Attempt::new(user, key, "POST /me/balance/charges", &amount));
-    let now = clock.now();
-    db.write(move |conn| {
-        let attempt = attempt.clone();
-        Box::pin(async move {
-            idempotency::once(conn, attempt.as_ref(), now, render, move |conn| {
-                Box::pin(credit(conn, limits, user, amount, now))
-            })
-            .await
-        })
+    db.write_shared(Charging {
+        user,
+        amount,
+        limits,
+        attempt,
+        now: clock.now(),
+        render,
     })
     .await
-    .into()
-}
-
-async fn credit(
-    conn: &mut dyn Conn,
-    limits: Limits,
-    user: UserId,
-    amount: i64,
-    now: DateTime<Utc>,
-) -> Result<ChargeReceipt, BalanceError> {
-    if !(1..=limits.max_charge.get()).contains(&amount) {
-        return Err(BalanceError::InvalidAmount {
-            amount,
-            max: limits.max_charge.get(),
-        });
-    }
-    let charged = conn
-        .charge(user, Won(amount), limits.max_balance, now)
-        .await?;
-    let Some((balance, history_id)) = charged else {
-        let balance = conn.balance(user).await?.get();
-        return Err(BalanceError::LimitExceeded {
-            balance,
-            charge: amount,
-            max: limits.max_balance.get(),
-        });
-    };
-    Ok(ChargeReceipt {
-        user_id: user.get(),
-        balance: balance.get(),
-        charged: amount,
-        history_id,
-    })
 }
 
 pub async fn history(

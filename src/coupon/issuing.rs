@@ -25,7 +25,7 @@ pub(super) struct Issuing {
 #[async_trait]
 impl Shared for Issuing {
     type Output = Result<UserCoupon, CouponError>;
-    const LOCK_ORDER: u8 = 1;
+    const LOCK_ORDER: u8 = 2;
 
     fn rows(&self, rows: &mut Vec<Row>) {
         rows.push(Row::Coupon(self.coupon.get()));

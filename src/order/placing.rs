@@ -15,7 +15,7 @@ use super::request::OrderRequest;
 use super::service::{not_usable, view, Order, OrderError, OrderLine};
 use crate::coupon::Terms;
 use crate::events::{OrderPaid, SoldItem, ORDER_PAID};
-use crate::idempotency::{self, Answer, Attempt, Outcome, Render};
+use crate::idempotency::{self, Attempt, Keyed, Outcome, Render};
 use crate::ids::{ProductId, UserCouponId, UserId};
 use crate::money::Won;
 use crate::store::balance::PaymentRow;
@@ -60,16 +60,7 @@ impl Shared for Placing {
         conn: &mut dyn Conn,
         orders: &[&Placing],
     ) -> Result<Vec<Self::Output>, StoreError> {
-        let mut outcomes = Vec::with_capacity(orders.len());
-        // A retry that arrives with its first attempt in one batch must see that attempt's
-        // answer: so a key seen twice starts a new round, which finds it recorded.
-        let mut start = 0;
-        while start < orders.len() {
-            let end = start + distinct_keys(&orders[start..]);
-            outcomes.extend(place_round(conn, &orders[start..end]).await?);
-            start = end;
-        }
-        Ok(outcomes)
+        idempotency::decide_keyed(conn, orders).await
     }
 
     fn failed(error: StoreError) -> Self::Output {
@@ -77,21 +68,37 @@ impl Shared for Placing {
     }
 }
 
-/// How many orders from the start have keys not used before them.
-fn distinct_keys(orders: &[&Placing]) -> usize {
-    let mut seen: Vec<&Attempt> = Vec::new();
-    for (n, order) in orders.iter().enumerate() {
-        if let Some(attempt) = &order.attempt {
-            if seen.iter().any(|s| s.same_key(attempt)) {
-                return n;
-            }
-            seen.push(attempt);
-        }
+#[async_trait]
+impl Keyed for Placing {
+    type Value = Order;
+    type Error = OrderError;
+
+    fn attempt(&self) -> Option<&Attempt> {
+        self.attempt.as_ref()
     }
-    orders.len()
+
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    fn render(&self) -> Render<Order, OrderError> {
+        self.render
+    }
+
+    /// Locks, decides in order, writes all at once.
+    async fn decide_all(
+        conn: &mut dyn Conn,
+        orders: &[&Placing],
+    ) -> Result<Vec<Result<Order, OrderError>>, StoreError> {
+        let mut locked = Locked::take(conn, orders).await?;
+        let decided: Vec<Result<Accepted, OrderError>> =
+            orders.iter().map(|order| locked.decide(order)).collect();
+        write_stock(conn, &decided, &locked).await?;
+        placed(conn, orders, decided).await
+    }
 }
 
-/// The rows the orders of a round decide against, locked in the schema's order.
+/// The rows the orders of a batch decide against, locked in the schema's order.
 struct Locked {
     products: HashMap<ProductId, ProductRow>,
     coupons: HashMap<UserCouponId, HeldCouponRow>,
@@ -223,51 +230,6 @@ struct Accepted {
     coupon: Option<UserCouponId>,
     /// `None` when nothing is left to pay (no payment row, as for a single order).
     balance_after: Option<Won>,
-}
-
-/// Orders whose keys are distinct: claim the keys, lock, decide in order, write all at once.
-async fn place_round(
-    conn: &mut dyn Conn,
-    orders: &[&Placing],
-) -> Result<Vec<Outcome<Order, OrderError>>, StoreError> {
-    let attempts: Vec<Option<&Attempt>> = orders.iter().map(|o| o.attempt.as_ref()).collect();
-    let now = orders.iter().map(|o| o.now).max().unwrap_or_else(Utc::now);
-    let early: Vec<Option<Outcome<Order, OrderError>>> =
-        idempotency::claim_all(conn, &attempts, now).await?;
-
-    let live: Vec<&Placing> = orders
-        .iter()
-        .zip(&early)
-        .filter(|(_, early)| early.is_none())
-        .map(|(order, _)| *order)
-        .collect();
-    let mut decided: Vec<Result<Accepted, OrderError>> = Vec::with_capacity(live.len());
-    if !live.is_empty() {
-        let mut locked = Locked::take(conn, &live).await?;
-        decided.extend(live.iter().map(|order| locked.decide(order)));
-        write_stock(conn, &decided, &locked).await?;
-    }
-    let mut results = placed(conn, &live, decided).await?.into_iter();
-
-    let outcomes: Vec<Outcome<Order, OrderError>> = early
-        .into_iter()
-        .map(|early| early.unwrap_or_else(|| Outcome::Fresh(results.next().expect("one each"))))
-        .collect();
-    // Each claimed key keeps its answer; a reused key claimed nothing.
-    let answers: Vec<(&Attempt, Answer)> = orders
-        .iter()
-        .zip(&outcomes)
-        .filter_map(|(order, outcome)| match (&order.attempt, outcome) {
-            (Some(attempt), Outcome::Fresh(result))
-                if !matches!(result, Err(OrderError::Idempotency(_))) =>
-            {
-                Some((attempt, (order.render)(result)?))
-            }
-            _ => None,
-        })
-        .collect();
-    idempotency::record_all(conn, &answers).await?;
-    Ok(outcomes)
 }
 
 /// Writes the stock the accepted orders left.

@@ -6,6 +6,7 @@ mod harness;
 mod auth;
 mod balance;
 mod cancellation;
+mod charge_rush;
 mod coupons;
 mod dashboard;
 mod errors;

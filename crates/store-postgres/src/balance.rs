@@ -6,7 +6,7 @@ use crate::PgConn;
 use commerce_domain::ids::{OrderId, UserId};
 use commerce_domain::money::Won;
 use commerce_domain::page::PageRequest;
-use commerce_store::balance::{BalanceStore, EntryKind, HistoryRow, PaymentRow};
+use commerce_store::balance::{BalanceStore, ChargeRow, EntryKind, HistoryRow, PaymentRow};
 use commerce_store::StoreError;
 
 #[derive(sqlx::FromRow)]
@@ -17,6 +17,60 @@ struct History {
     balance_after: i64,
     order_id: Option<i64>,
     created_at: DateTime<Utc>,
+}
+
+/// A history row decided against a locked balance.
+struct Entry {
+    user: UserId,
+    amount: Won,
+    balance_after: Won,
+    order: Option<OrderId>,
+    at: DateTime<Utc>,
+}
+
+/// One round trip for a batch's entries of one kind: the history rows, and each user's balance
+/// set to its last `balance_after`. Returns the history ids in order.
+async fn record(
+    conn: &mut sqlx::PgConnection,
+    kind: EntryKind,
+    entries: &[Entry],
+) -> Result<Vec<i64>, StoreError> {
+    let column = |f: fn(&Entry) -> i64| entries.iter().map(f).collect::<Vec<_>>();
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "WITH entered AS (
+             INSERT INTO balance_history
+                 (user_id, kind, amount, balance_after, order_id, created_at)
+             SELECT u, $5, a, b, o, at
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                         $6::timestamptz[]) WITH ORDINALITY AS e(u, a, b, o, at, n)
+             ORDER BY n
+             RETURNING id),
+         balanced AS (
+             UPDATE balances SET balance = last.b, updated_at = last.at
+             FROM (SELECT DISTINCT ON (u) u, b, at
+                   FROM UNNEST($1::bigint[], $3::bigint[], $6::timestamptz[])
+                       WITH ORDINALITY AS e(u, b, at, n)
+                   ORDER BY u, n DESC) AS last
+             WHERE balances.user_id = last.u)
+         SELECT id FROM entered",
+    )
+    .bind(column(|e| e.user.get()))
+    .bind(column(|e| e.amount.get()))
+    .bind(column(|e| e.balance_after.get()))
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.order.map(|o| o.get()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(kind)
+    .bind(entries.iter().map(|e| e.at).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    // Drawn from the sequence as the rows went in, in order.
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 #[async_trait]
@@ -82,34 +136,59 @@ impl BalanceStore for PgConn {
             .collect()
     }
 
-    /// One round trip: the history rows and the balances, as arrays.
     async fn record_payments(&mut self, payments: &[PaymentRow]) -> Result<(), StoreError> {
-        let column = |f: fn(&PaymentRow) -> i64| payments.iter().map(f).collect::<Vec<_>>();
-        sqlx::query(
-            "WITH paid AS (
-                 INSERT INTO balance_history
-                     (user_id, kind, amount, balance_after, order_id, created_at)
-                 SELECT u, $5, a, b, o, at
-                 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
-                             $6::timestamptz[]) WITH ORDINALITY AS p(u, a, b, o, at, n)
-                 ORDER BY n)
-             UPDATE balances SET balance = last.b, updated_at = last.at
-             FROM (SELECT DISTINCT ON (u) u, b, at
-                   FROM UNNEST($1::bigint[], $3::bigint[], $6::timestamptz[])
-                       WITH ORDINALITY AS p(u, b, at, n)
-                   ORDER BY u, n DESC) AS last
-             WHERE balances.user_id = last.u",
+        let entries: Vec<Entry> = payments
+            .iter()
+            .map(|p| Entry {
+                user: p.user,
+                amount: p.amount,
+                balance_after: p.balance_after,
+                order: Some(p.order),
+                at: p.at,
+            })
+            .collect();
+        record(&mut self.0, EntryKind::Payment, &entries).await?;
+        Ok(())
+    }
+
+    /// One round trip: a conflicting insert locks the rows there are, and creates (locked) the
+    /// ones there are not, so a first charge racing another transaction's waits for it and
+    /// then reads its balance; a bare `FOR UPDATE` would read 0 for a row committed meanwhile.
+    async fn hold_balances(&mut self, users: &[UserId]) -> Result<Vec<(UserId, Won)>, StoreError> {
+        let ids: Vec<i64> = users.iter().map(|u| u.get()).collect();
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO balances (user_id, balance, updated_at)
+             SELECT u, 0, now() FROM UNNEST($1::bigint[]) AS u ORDER BY u
+             ON CONFLICT (user_id) DO UPDATE SET balance = balances.balance
+             RETURNING user_id, balance",
         )
-        .bind(column(|p| p.user.get()))
-        .bind(column(|p| p.amount.get()))
-        .bind(column(|p| p.balance_after.get()))
-        .bind(column(|p| p.order.get()))
-        .bind(EntryKind::Payment)
-        .bind(payments.iter().map(|p| p.at).collect::<Vec<_>>())
-        .execute(&mut self.0)
+        .bind(ids)
+        .fetch_all(&mut self.0)
         .await
         .map_err(db)?;
-        Ok(())
+        let mut held = rows
+            .into_iter()
+            .map(|(user, balance)| {
+                let user = UserId::new(user).ok_or_else(|| StoreError::corrupt(user))?;
+                Ok((user, Won(balance)))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        held.sort_unstable_by_key(|(user, _)| *user);
+        Ok(held)
+    }
+
+    async fn record_charges(&mut self, charges: &[ChargeRow]) -> Result<Vec<i64>, StoreError> {
+        let entries: Vec<Entry> = charges
+            .iter()
+            .map(|c| Entry {
+                user: c.user,
+                amount: c.amount,
+                balance_after: c.balance_after,
+                order: None,
+                at: c.at,
+            })
+            .collect();
+        record(&mut self.0, EntryKind::Charge, &entries).await
     }
 
     async fn refund(

@@ -74,7 +74,9 @@ impl IdempotencyStore for PgConn {
         Ok(())
     }
 
-    /// Two round trips for all: claim what is free, then read what earlier attempts stored.
+    /// One round trip for all: what is free is claimed, and a key already there is locked and
+    /// read as last committed (a conflicting insert waits for a claim still in flight, then
+    /// sees its answer; a plain read in the same statement would not).
     async fn claim_keys(
         &mut self,
         claims: &[KeyClaim<'_>],
@@ -83,33 +85,26 @@ impl IdempotencyStore for PgConn {
         let users: Vec<i64> = claims.iter().map(|c| c.user.get()).collect();
         let keys: Vec<&str> = claims.iter().map(|c| c.key).collect();
         let fingerprints: Vec<&str> = claims.iter().map(|c| c.fingerprint).collect();
-        sqlx::query(
+        let rows: Vec<(i64, String, String, i32, String)> = sqlx::query_as(
             "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at)
              SELECT u, k, f, $4 FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS c(u, k, f)
              ORDER BY u, k
-             ON CONFLICT (user_id, key) DO NOTHING",
+             ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = idempotency_keys.fingerprint
+             RETURNING user_id, key, fingerprint, status, body",
         )
         .bind(&users)
         .bind(&keys)
         .bind(&fingerprints)
         .bind(now)
-        .execute(&mut self.0)
-        .await
-        .map_err(db)?;
-        // A key claimed now has no answer yet; one an earlier attempt committed has.
-        let stored: Vec<(i64, String, String, i32, String)> = sqlx::query_as(
-            "SELECT i.user_id, i.key, i.fingerprint, i.status, i.body
-             FROM idempotency_keys i JOIN UNNEST($1::bigint[], $2::text[]) AS c(u, k)
-                 ON i.user_id = c.u AND i.key = c.k
-             WHERE i.status <> 0",
-        )
-        .bind(&users)
-        .bind(&keys)
         .fetch_all(&mut self.0)
         .await
         .map_err(db)?;
+        // A key claimed now has no answer yet (status 0); one an earlier attempt committed has.
         let mut found = std::collections::HashMap::new();
-        for (user, key, fingerprint, status, body) in stored {
+        for (user, key, fingerprint, status, body) in rows {
+            if status == 0 {
+                continue;
+            }
             let status = u16::try_from(status).map_err(StoreError::corrupt)?;
             found.insert(
                 (user, key),

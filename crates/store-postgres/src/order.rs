@@ -81,41 +81,41 @@ async fn with_lines(
 
 #[async_trait]
 impl OrderStore for PgConn {
-    /// Two round trips for all: ids from the sequence, then the orders and lines as arrays.
+    /// One round trip for all: ids drawn from the sequence in arrival order (so order ids grow
+    /// as orders came), the orders and their lines as arrays, each line naming its order by
+    /// place.
     async fn insert_orders(
         &mut self,
         orders: &[NewOrderRow<'_>],
     ) -> Result<Vec<OrderId>, StoreError> {
-        let mut ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, $1)",
-        )
-        .bind(orders.len() as i64)
-        .fetch_all(&mut self.0)
-        .await
-        .map_err(db)?;
-        // In arrival order, so order ids grow as orders came.
-        ids.sort_unstable();
         let column = |f: fn(&NewOrderRow) -> i64| orders.iter().map(f).collect::<Vec<_>>();
-        let lines: Vec<(i64, &OrderLineRow)> = ids
-            .iter()
+        let lines: Vec<(i64, &OrderLineRow)> = (1..)
             .zip(orders)
-            .flat_map(|(&id, order)| order.items.iter().map(move |line| (id, line)))
+            .flat_map(|(place, order)| order.items.iter().map(move |line| (place, line)))
             .collect();
         let line =
             |f: fn(&OrderLineRow) -> i64| lines.iter().map(|(_, l)| f(l)).collect::<Vec<_>>();
-        sqlx::query(
-            "WITH placed AS (
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "WITH ids AS MATERIALIZED (
+                 SELECT n, nextval(pg_get_serial_sequence('orders', 'id')) AS id
+                 FROM generate_series(1, cardinality($1::bigint[])) AS n),
+             placed AS (
                  INSERT INTO orders (id, user_id, status, total_amount, discount_amount,
                                      paid_amount, user_coupon_id, created_at)
-                 SELECT id, u, 'PAID', t, d, p, c, at
+                 SELECT ids.id, u, 'PAID', t, d, p, c, at
                  FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
-                             $5::bigint[], $6::bigint[], $7::timestamptz[])
-                     AS o(id, u, t, d, p, c, at))
-             INSERT INTO order_items (order_id, product_id, name, unit_price, quantity, amount)
-             SELECT * FROM UNNEST($8::bigint[], $9::bigint[], $10::text[], $11::bigint[],
-                                  $12::bigint[], $13::bigint[])",
+                             $5::bigint[], $6::timestamptz[])
+                     WITH ORDINALITY AS o(u, t, d, p, c, at, n)
+                     JOIN ids USING (n)),
+             lined AS (
+                 INSERT INTO order_items
+                     (order_id, product_id, name, unit_price, quantity, amount)
+                 SELECT ids.id, pr, nm, up, q, a
+                 FROM UNNEST($7::bigint[], $8::bigint[], $9::text[], $10::bigint[],
+                             $11::bigint[], $12::bigint[]) AS l(n, pr, nm, up, q, a)
+                     JOIN ids USING (n))
+             SELECT id FROM ids ORDER BY n",
         )
-        .bind(&ids)
         .bind(column(|o| o.user.get()))
         .bind(column(|o| o.total_amount))
         .bind(column(|o| o.discount_amount))
@@ -127,7 +127,7 @@ impl OrderStore for PgConn {
                 .collect::<Vec<_>>(),
         )
         .bind(orders.iter().map(|o| o.created_at).collect::<Vec<_>>())
-        .bind(lines.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(lines.iter().map(|(place, _)| *place).collect::<Vec<_>>())
         .bind(line(|l| l.product_id))
         .bind(
             lines
@@ -138,9 +138,12 @@ impl OrderStore for PgConn {
         .bind(line(|l| l.unit_price))
         .bind(line(|l| l.quantity))
         .bind(line(|l| l.amount))
-        .execute(&mut self.0)
+        .fetch_all(&mut self.0)
         .await
         .map_err(db)?;
+        if ids.len() != orders.len() {
+            return Err(StoreError::corrupt("an order of the batch got no id"));
+        }
         ids.into_iter()
             .map(|id| OrderId::new(id).ok_or_else(|| StoreError::corrupt(id)))
             .collect()

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::StoreError;
+use std::collections::HashMap;
+
+use crate::{Fault, StoreError};
 use commerce_domain::ids::{OrderId, UserId};
 use commerce_domain::money::Won;
 use commerce_domain::page::PageRequest;
@@ -41,8 +43,17 @@ pub struct PaymentRow {
     pub at: DateTime<Utc>,
 }
 
+/// A charge decided against a held balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChargeRow {
+    pub user: UserId,
+    pub amount: Won,
+    pub balance_after: Won,
+    pub at: DateTime<Utc>,
+}
+
 #[async_trait]
-pub trait BalanceStore {
+pub trait BalanceStore: Send {
     /// A user with no balance row has balance 0.
     async fn balance(&mut self, user: UserId) -> Result<Won, StoreError>;
 
@@ -74,6 +85,37 @@ pub trait BalanceStore {
     /// Stores payments decided against locked balances, in order: a PAYMENT row each, and
     /// each user's balance set to its last `balance_after`.
     async fn record_payments(&mut self, payments: &[PaymentRow]) -> Result<(), StoreError>;
+
+    /// The balance of each of `users` (0 for a user without a row), in user order, held until
+    /// the transaction ends so that charges can be decided against them. PostgreSQL creates
+    /// the missing rows to lock them too, so two first charges of a user wait for each other.
+    /// The default locks the rows there are: enough where one transaction writes at a time.
+    async fn hold_balances(&mut self, users: &[UserId]) -> Result<Vec<(UserId, Won)>, StoreError> {
+        let locked: HashMap<UserId, Won> = self.lock_balances(users).await?.into_iter().collect();
+        let mut held: Vec<(UserId, Won)> = users
+            .iter()
+            .map(|user| (*user, locked.get(user).copied().unwrap_or(Won::ZERO)))
+            .collect();
+        held.sort_unstable_by_key(|(user, _)| *user);
+        Ok(held)
+    }
+
+    /// Stores charges decided against held balances, in order: a CHARGE row each, and each
+    /// user's balance set to its last `balance_after`. Returns the history ids, in order.
+    /// The default makes each charge on its own, guarded to land on its `balance_after`.
+    async fn record_charges(&mut self, charges: &[ChargeRow]) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::with_capacity(charges.len());
+        for charge in charges {
+            let landed = self
+                .charge(charge.user, charge.amount, charge.balance_after, charge.at)
+                .await?;
+            match landed {
+                Some((after, id)) if after == charge.balance_after => ids.push(id),
+                _ => return Err(StoreError::new(Fault::Bug, "a held balance changed")),
+            }
+        }
+        Ok(ids)
+    }
 
     /// Newest first, strictly older than the page's cursor.
     async fn history(

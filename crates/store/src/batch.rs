@@ -69,7 +69,7 @@ pub trait Shared: Send + Sync + Sized + 'static {
     type Output: Send + 'static;
 
     /// Where this kind's locks come in the schema's order: a batch runs its kinds in this
-    /// order (orders 0, coupon issues 1), so its locks follow it whatever the arrival order.
+    /// order (orders 0, charges 1, coupon issues 2), so its locks follow it whatever the arrival order.
     const LOCK_ORDER: u8;
 
     /// The rows this write will lock, so the committer can tell which writes a lock held
