@@ -5,7 +5,7 @@
 use anyhow::Context;
 use sqlx::{Connection, PgConnection};
 
-use crate::cli::Backend;
+use commerce::store::Backend;
 
 /// Where a backend's WAL position is read.
 pub enum WalMeter {

@@ -10,11 +10,36 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 use super::service::{BalanceError, ChargeReceipt, Limits};
-use crate::idempotency::{self, Attempt, Keyed, Outcome, Render};
+use crate::clock::Clock;
+use crate::idempotency::{self, Attempt, IdempotencyKey, Keyed, Outcome, Render};
 use crate::ids::UserId;
 use crate::money::Won;
 use crate::store::balance::ChargeRow;
-use crate::store::{Conn, Row, Shared, StoreError};
+use crate::store::{Conn, Db, Row, Shared, StoreError};
+
+/// Charges `amount` to the user's balance and writes the CHARGE history row: decided and
+/// stored together with the charges waiting at the same moment, in one transaction (see
+/// [`Charging`]). Honours an idempotency key.
+pub async fn charge(
+    db: &Db,
+    clock: &dyn Clock,
+    limits: Limits,
+    user: UserId,
+    amount: i64,
+    key: Option<IdempotencyKey>,
+    render: Render<ChargeReceipt, BalanceError>,
+) -> Outcome<ChargeReceipt, BalanceError> {
+    let attempt = key.map(|key| Attempt::new(user, key, "POST /me/balance/charges", &amount));
+    db.write_shared(Charging {
+        user,
+        amount,
+        limits,
+        attempt,
+        now: clock.now(),
+        render,
+    })
+    .await
+}
 
 /// One charge to make, as its request asked.
 pub(super) struct Charging {

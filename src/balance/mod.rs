@@ -4,7 +4,8 @@ mod charging;
 mod routes;
 mod service;
 
+pub use charging::charge;
 pub use routes::{document_max_charge, routes};
 pub use service::{
-    balance_of, charge, history, BalanceError, BalanceView, ChargeReceipt, HistoryEntry, Limits,
+    balance_of, history, BalanceError, BalanceView, ChargeReceipt, HistoryEntry, Limits,
 };

@@ -101,7 +101,7 @@ async fn charge(
         max_charge: app.settings.max_charge,
         max_balance: app.settings.max_balance,
     };
-    let outcome = service::charge(
+    let outcome = super::charging::charge(
         &app.db,
         app.clock.as_ref(),
         limits,

@@ -3,9 +3,7 @@ use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
 
-use super::charging::Charging;
-use crate::clock::Clock;
-use crate::idempotency::{Attempt, IdempotencyError, IdempotencyKey, Outcome, Render};
+use crate::idempotency::IdempotencyError;
 use crate::ids::UserId;
 use crate::money::Won;
 use crate::page::{Page, PageRequest};
@@ -81,30 +79,6 @@ pub async fn balance_of(db: &Db, user: UserId) -> Result<BalanceView, BalanceErr
         user_id: user,
         balance,
     })
-}
-
-/// Charges `amount` to the user's balance and writes the CHARGE history row: decided and
-/// stored together with the charges waiting at the same moment, in one transaction (see
-/// `charging`). Honours an idempotency key.
-pub async fn charge(
-    db: &Db,
-    clock: &dyn Clock,
-    limits: Limits,
-    user: UserId,
-    amount: i64,
-    key: Option<IdempotencyKey>,
-    render: Render<ChargeReceipt, BalanceError>,
-) -> Outcome<ChargeReceipt, BalanceError> {
-    let attempt = key.map(|key| Attempt::new(user, key, "POST /me/balance/charges", &amount));
-    db.write_shared(Charging {
-        user,
-        amount,
-        limits,
-        attempt,
-        now: clock.now(),
-        render,
-    })
-    .await
 }
 
 pub async fn history(

@@ -20,7 +20,8 @@ use tokio::sync::{mpsc, oneshot, Mutex as TurnLock, OwnedMutexGuard};
 use tracing::Instrument;
 
 use crate::batch::{run_batch, Batching, Job, Lone, Reply, Together};
-use crate::queue::{Parking, Watch};
+use crate::parking::Parking;
+use crate::queue::Watch;
 use crate::retry::backoff;
 use crate::source::Source;
 use crate::{Conn, Fault, Row, Shared, StoreError, StoreFault};

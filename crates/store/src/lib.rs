@@ -24,6 +24,7 @@ mod error;
 pub mod idempotency;
 pub mod order;
 pub mod outbox;
+mod parking;
 pub mod platform;
 pub mod product;
 mod queue;
