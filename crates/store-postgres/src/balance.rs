@@ -85,39 +85,6 @@ impl BalanceStore for PgConn {
         Ok(Won(balance.unwrap_or(0)))
     }
 
-    /// One round trip: the guarded change and its history row together. The guard subtracts
-    /// from the maximum (>= amount) rather than adding to a balance that refunds may have taken
-    /// anywhere, so it cannot overflow.
-    async fn charge(
-        &mut self,
-        user: UserId,
-        amount: Won,
-        max_balance: Won,
-        now: DateTime<Utc>,
-    ) -> Result<Option<(Won, i64)>, StoreError> {
-        if amount > max_balance {
-            return Ok(None);
-        }
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "WITH changed AS (
-                 INSERT INTO balances (user_id, balance, updated_at) VALUES ($1, $2, $4)
-                 ON CONFLICT (user_id) DO UPDATE
-                     SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
-                     WHERE balances.balance <= $3 - excluded.balance
-                 RETURNING balance)
-             INSERT INTO balance_history (user_id, kind, amount, balance_after, created_at)
-             SELECT $1, $5, $2, balance, $4 FROM changed RETURNING balance_after, id",
-        )
-        .bind(user.get())
-        .bind(amount.get())
-        .bind(max_balance.get())
-        .bind(now)
-        .bind(EntryKind::Charge)
-        .fetch_optional(&mut self.0)
-        .await.map_err(db)?;
-        Ok(row.map(|(balance, id)| (Won(balance), id)))
-    }
-
     async fn lock_balances(&mut self, users: &[UserId]) -> Result<Vec<(UserId, Won)>, StoreError> {
         let ids: Vec<i64> = users.iter().map(|u| u.get()).collect();
         let rows: Vec<(i64, i64)> = sqlx::query_as(

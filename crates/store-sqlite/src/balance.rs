@@ -6,52 +6,53 @@ use crate::{instant, json_rows, micros, SqliteConn};
 use commerce_domain::ids::{OrderId, UserId};
 use commerce_domain::money::Won;
 use commerce_domain::page::PageRequest;
-use commerce_store::balance::{BalanceStore, EntryKind, HistoryRow, PaymentRow};
+use commerce_store::balance::{BalanceStore, ChargeRow, EntryKind, HistoryRow, PaymentRow};
 use commerce_store::StoreError;
 
-/// Adds to a balance, creating it at the amount, unless it would pass `?3`. The guard is in the
-/// statement; it subtracts from the maximum (>= amount) rather than adding to a balance that
-/// refunds may have taken anywhere, so it cannot overflow.
-const ADD: &str = "INSERT INTO balances (user_id, balance, updated_at) VALUES (?1, ?2, ?4)
-     ON CONFLICT (user_id) DO UPDATE
-         SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
-         WHERE balances.balance <= ?3 - excluded.balance
-     RETURNING balance";
+/// A history row and the balance it leaves, as `record` stores it.
+struct Entry {
+    user: UserId,
+    amount: Won,
+    balance_after: Won,
+    order: Option<OrderId>,
+    at: DateTime<Utc>,
+}
 
 impl SqliteConn {
-    fn add(
+    /// Stores entries decided against held balances, in order: a history row each, and each
+    /// user's balance set to its `balance_after` (so the last one stays), the row created if
+    /// missing. Returns the history ids in order. One cached statement per row: inside the
+    /// batch's transaction that is cheaper than decoding the batch from JSON.
+    fn record(
         &self,
-        user: UserId,
-        amount: Won,
-        max: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Option<i64>, StoreError> {
-        self.optional(
-            ADD,
-            params![user.get(), amount.get(), max, micros(now)],
-            |r| r.get(0),
-        )
+        kind: EntryKind,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<Vec<i64>, StoreError> {
+        entries
+            .into_iter()
+            .map(|e| {
+                self.run(
+                    "INSERT INTO balances (user_id, balance, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (user_id) DO UPDATE
+                         SET balance = excluded.balance, updated_at = excluded.updated_at",
+                    params![e.user.get(), e.balance_after.get(), micros(e.at)],
+                )?;
+                self.append_history(&e, kind)
+            })
+            .collect()
     }
 
-    fn append_history(
-        &self,
-        user: UserId,
-        kind: EntryKind,
-        amount: Won,
-        balance_after: i64,
-        order: Option<OrderId>,
-        now: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
+    fn append_history(&self, e: &Entry, kind: EntryKind) -> Result<i64, StoreError> {
         self.one(
             "INSERT INTO balance_history (user_id, kind, amount, balance_after, order_id, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
             params![
-                user.get(),
+                e.user.get(),
                 kind,
-                amount.get(),
-                balance_after,
-                order.map(OrderId::get),
-                micros(now)
+                e.amount.get(),
+                e.balance_after.get(),
+                e.order.map(OrderId::get),
+                micros(e.at)
             ],
             |r| r.get(0),
         )
@@ -67,23 +68,6 @@ impl BalanceStore for SqliteConn {
             |r| r.get(0),
         )?;
         Ok(Won(balance.unwrap_or(0)))
-    }
-
-    async fn charge(
-        &mut self,
-        user: UserId,
-        amount: Won,
-        max_balance: Won,
-        now: DateTime<Utc>,
-    ) -> Result<Option<(Won, i64)>, StoreError> {
-        if amount > max_balance {
-            return Ok(None);
-        }
-        let Some(balance) = self.add(user, amount, max_balance.get(), now)? else {
-            return Ok(None);
-        };
-        let id = self.append_history(user, EntryKind::Charge, amount, balance, None, now)?;
-        Ok(Some((Won(balance), id)))
     }
 
     async fn lock_balances(&mut self, users: &[UserId]) -> Result<Vec<(UserId, Won)>, StoreError> {
@@ -102,34 +86,40 @@ impl BalanceStore for SqliteConn {
     }
 
     async fn record_payments(&mut self, payments: &[PaymentRow]) -> Result<(), StoreError> {
-        let rows = json_rows(payments.iter().map(|p| {
-            (
-                p.user.get(),
-                p.amount.get(),
-                p.balance_after.get(),
-                p.order.get(),
-                micros(p.at),
-            )
-        }));
-        self.run(
-            "INSERT INTO balance_history (user_id, kind, amount, balance_after, order_id, created_at)
-             SELECT p.value ->> 0, ?2, p.value ->> 1, p.value ->> 2, p.value ->> 3, p.value ->> 4
-             FROM json_each(?1) AS p ORDER BY p.key",
-            params![rows, EntryKind::Payment],
-        )?;
-        // Each user's last payment of the batch holds the balance after all of them (with
-        // MAX, SQLite takes the bare columns from the row that has the maximum).
-        self.run(
-            "UPDATE balances SET balance = last.b, updated_at = last.at
-             FROM (SELECT p.value ->> 0 AS u, p.value ->> 2 AS b, p.value ->> 4 AS at,
-                          MAX(p.key)
-                   FROM json_each(?1) AS p GROUP BY p.value ->> 0) AS last
-             WHERE balances.user_id = last.u",
-            [rows],
-        )?;
+        let entries = payments.iter().map(|p| Entry {
+            user: p.user,
+            amount: p.amount,
+            balance_after: p.balance_after,
+            order: Some(p.order),
+            at: p.at,
+        });
+        self.record(EntryKind::Payment, entries)?;
         Ok(())
     }
 
+    /// The single writer holds the whole database: reading the balances holds them.
+    async fn hold_balances(&mut self, users: &[UserId]) -> Result<Vec<(UserId, Won)>, StoreError> {
+        let mut held = Vec::with_capacity(users.len());
+        for &user in users {
+            held.push((user, self.balance(user).await?));
+        }
+        held.sort_unstable_by_key(|(user, _)| *user);
+        Ok(held)
+    }
+
+    async fn record_charges(&mut self, charges: &[ChargeRow]) -> Result<Vec<i64>, StoreError> {
+        let entries = charges.iter().map(|c| Entry {
+            user: c.user,
+            amount: c.amount,
+            balance_after: c.balance_after,
+            order: None,
+            at: c.at,
+        });
+        self.record(EntryKind::Charge, entries)
+    }
+
+    /// The guard is in the statement; it subtracts from the maximum rather than adding to the
+    /// balance, so it cannot overflow.
     async fn refund(
         &mut self,
         user: UserId,
@@ -137,11 +127,26 @@ impl BalanceStore for SqliteConn {
         order: OrderId,
         now: DateTime<Utc>,
     ) -> Result<Option<Won>, StoreError> {
-        let Some(balance) = self.add(user, amount, i64::MAX, now)? else {
+        let balance: Option<i64> = self.optional(
+            "INSERT INTO balances (user_id, balance, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_id) DO UPDATE
+                 SET balance = balances.balance + excluded.balance, updated_at = excluded.updated_at
+                 WHERE balances.balance <= ?4 - excluded.balance
+             RETURNING balance",
+            params![user.get(), amount.get(), micros(now), i64::MAX],
+            |r| r.get(0),
+        )?;
+        let Some(balance) = balance else {
             return Ok(None);
         };
-        let kind = EntryKind::Refund;
-        self.append_history(user, kind, amount, balance, Some(order), now)?;
+        let refund = Entry {
+            user,
+            amount,
+            balance_after: Won(balance),
+            order: Some(order),
+            at: now,
+        };
+        self.append_history(&refund, EntryKind::Refund)?;
         Ok(Some(Won(balance)))
     }
 

@@ -90,3 +90,36 @@ async fn a_real_file_commits_and_waits_out_a_short_lock_but_not_a_long_one() {
     );
     db.close().await;
 }
+
+/// A new file gets small pages (a commit writes every page it touched to the WAL whole); a
+/// database created with the default pages keeps them and upgrades as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_gets_small_pages_and_an_old_one_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let page_size = |path: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    };
+    let migrated = |path: std::path::PathBuf| async move {
+        let url = format!("sqlite://{}", path.display());
+        let db = commerce_store_sqlite::connect(&url, 2, Batching::default())
+            .await
+            .expect("opens");
+        db.migrate().await.expect("migrates");
+        db.close().await;
+        path
+    };
+
+    let new = migrated(dir.path().join("new.db")).await;
+    assert_eq!(page_size(&new), 512);
+
+    let old = dir.path().join("old.db");
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE kept (a INTEGER)")
+        .unwrap();
+    let old = migrated(old).await;
+    assert_eq!(page_size(&old), 4096);
+}

@@ -5,9 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use std::collections::HashMap;
-
-use crate::{Fault, StoreError};
+use crate::StoreError;
 use commerce_domain::ids::{OrderId, UserId};
 use commerce_domain::money::Won;
 use commerce_domain::page::PageRequest;
@@ -57,16 +55,6 @@ pub trait BalanceStore: Send {
     /// A user with no balance row has balance 0.
     async fn balance(&mut self, user: UserId) -> Result<Won, StoreError>;
 
-    /// Adds `amount` unless the balance would pass `max_balance`, and writes the CHARGE row.
-    /// Returns (balance after, history id), or `None` when the guard refused.
-    async fn charge(
-        &mut self,
-        user: UserId,
-        amount: Won,
-        max_balance: Won,
-        now: DateTime<Utc>,
-    ) -> Result<Option<(Won, i64)>, StoreError>;
-
     /// Adds `amount` back for the cancelled `order`, past the maximum balance if need be, and
     /// writes the REFUND row. Returns the balance after, or `None` (nothing written) when the
     /// balance would pass what 64 bits hold.
@@ -89,33 +77,12 @@ pub trait BalanceStore: Send {
     /// The balance of each of `users` (0 for a user without a row), in user order, held until
     /// the transaction ends so that charges can be decided against them. PostgreSQL creates
     /// the missing rows to lock them too, so two first charges of a user wait for each other.
-    /// The default locks the rows there are: enough where one transaction writes at a time.
-    async fn hold_balances(&mut self, users: &[UserId]) -> Result<Vec<(UserId, Won)>, StoreError> {
-        let locked: HashMap<UserId, Won> = self.lock_balances(users).await?.into_iter().collect();
-        let mut held: Vec<(UserId, Won)> = users
-            .iter()
-            .map(|user| (*user, locked.get(user).copied().unwrap_or(Won::ZERO)))
-            .collect();
-        held.sort_unstable_by_key(|(user, _)| *user);
-        Ok(held)
-    }
+    async fn hold_balances(&mut self, users: &[UserId]) -> Result<Vec<(UserId, Won)>, StoreError>;
 
-    /// Stores charges decided against held balances, in order: a CHARGE row each, and each
-    /// user's balance set to its last `balance_after`. Returns the history ids, in order.
-    /// The default makes each charge on its own, guarded to land on its `balance_after`.
-    async fn record_charges(&mut self, charges: &[ChargeRow]) -> Result<Vec<i64>, StoreError> {
-        let mut ids = Vec::with_capacity(charges.len());
-        for charge in charges {
-            let landed = self
-                .charge(charge.user, charge.amount, charge.balance_after, charge.at)
-                .await?;
-            match landed {
-                Some((after, id)) if after == charge.balance_after => ids.push(id),
-                _ => return Err(StoreError::new(Fault::Bug, "a held balance changed")),
-            }
-        }
-        Ok(ids)
-    }
+    /// Stores charges decided against balances held by [`BalanceStore::hold_balances`], in
+    /// order: a CHARGE row each, and each user's balance set to its last `balance_after`.
+    /// Returns the history ids, in order.
+    async fn record_charges(&mut self, charges: &[ChargeRow]) -> Result<Vec<i64>, StoreError>;
 
     /// Newest first, strictly older than the page's cursor.
     async fn history(
