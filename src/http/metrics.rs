@@ -35,6 +35,7 @@ const HELP: &[(&str, &str)] = &[
     ("db_transaction_retries_total", "Write transactions run again after a transient failure"),
     ("db_writes_not_started_total", "Writes answered 503 without being started, by reason: queue_full, deadline, caller_gone"),
     ("db_writes_failing", "1 while writes fail (storage refused them, or writes wait and none committed for 2 s): /health/ready answers 503; sampled at scrape time"),
+    ("db_wal_bytes_total", "SQLite: bytes of write-ahead log written by commits (pages with their frame headers)"),
     ("db_replica_reads_total", "Reads that may trail the primary, by who served them: replica or primary"),
     ("outbox_backlog", "Order events waiting in the outbox for delivery; sampled at scrape time"),
     ("outbox_delivered_total", "Order events delivered from the outbox"),
