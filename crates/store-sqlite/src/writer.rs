@@ -57,6 +57,8 @@ struct Inner {
     /// The write connection while no transaction has it; `None` after one was discarded
     /// (the next transaction opens a fresh one).
     idle: Mutex<Option<SqliteConn>>,
+    /// A WAL frame's size: the file's page (fixed once it is in WAL mode) and its header.
+    frame_bytes: u64,
     /// WAL bytes written since the checkpointer last looked.
     bytes_since_checkpoint: Arc<AtomicU64>,
     /// Wakes the checkpointer; dropped with the writer, which stops it.
@@ -68,6 +70,7 @@ impl Writer {
     /// otherwise) in WAL mode, and starts its checkpointer.
     pub fn open(location: Location) -> Result<Writer, StoreError> {
         let conn = open_writer(&location)?;
+        let page_bytes: u64 = conn.one("PRAGMA page_size", [], |r| r.get(0))?;
         let checkpointer = location.open(OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         checkpointer.0.busy_timeout(RESTART_WAIT).map_err(db)?;
         let bytes_since_checkpoint = Arc::new(AtomicU64::new(0));
@@ -75,13 +78,14 @@ impl Writer {
         let bytes = bytes_since_checkpoint.clone();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoints(checkpointer, &bytes, &wake))
+            .spawn(move || checkpoints(checkpointer, page_bytes, &bytes, &wake))
             .map_err(|e| StoreError::new(commerce_store::Fault::Unavailable, e))?;
         // Shown from the start, so its rate can be graphed.
         metrics::counter!("db_wal_bytes_total").increment(0);
         Ok(Writer(Arc::new(Inner {
             location,
             idle: Mutex::new(Some(conn)),
+            frame_bytes: page_bytes + FRAME_HEADER_BYTES,
             bytes_since_checkpoint,
             checkpoint,
         })))
@@ -182,12 +186,10 @@ impl WriteTx {
                 1,
             )
         };
-        let page_size = conn.one("PRAGMA page_size", [], |r| r.get::<_, u64>(0));
-        let (Ok(pages), true, Ok(page_size)) = (u64::try_from(pages), status == 0, page_size)
-        else {
+        let (Ok(pages), 0) = (u64::try_from(pages), status) else {
             return;
         };
-        let bytes = pages * (page_size + FRAME_HEADER_BYTES);
+        let bytes = pages * self.writer.frame_bytes;
         metrics::counter!("db_wal_bytes_total").increment(bytes);
         let since = self
             .writer
@@ -236,7 +238,7 @@ impl DerefMut for WriteTx {
 /// anything added; a RESTART one once the WAL passes [`WAL_RESTART_BYTES`]. That one comes
 /// right after a passive copy, so it has little left to copy while it holds the writer, and
 /// waits at most [`RESTART_WAIT`] for readers.
-fn checkpoints(conn: SqliteConn, bytes: &AtomicU64, wake: &mpsc::Receiver<()>) {
+fn checkpoints(conn: SqliteConn, page_bytes: u64, bytes: &AtomicU64, wake: &mpsc::Receiver<()>) {
     loop {
         match wake.recv_timeout(CHECKPOINT_EVERY) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -251,8 +253,7 @@ fn checkpoints(conn: SqliteConn, bytes: &AtomicU64, wake: &mpsc::Receiver<()>) {
             })
         };
         let result = checkpoint("PASSIVE").and_then(|(in_wal, _)| {
-            let page_size = conn.one("PRAGMA page_size", [], |r| r.get::<_, i64>(0))?;
-            if in_wal * page_size > WAL_RESTART_BYTES {
+            if in_wal * page_bytes as i64 > WAL_RESTART_BYTES {
                 checkpoint("RESTART")?;
             }
             Ok(())
