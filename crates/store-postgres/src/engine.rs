@@ -12,8 +12,8 @@ use crate::error::{db, from_commit};
 use crate::replica::Replica;
 use crate::PgConn;
 use commerce_store::{
-    Backend, Batching, Committer, Conn, Db, Engine, Fault, PoolStats, ReadConn, Reader, Row,
-    Source, StoreError, PROBE_WAIT, WRITE_DEADLINE,
+    Backend, Batching, Committer, Conn, Db, Engine, Fault, LoneWrites, PoolStats, ReadConn, Reader,
+    Row, Source, StoreError, PROBE_WAIT, WRITE_DEADLINE,
 };
 use ref_cast::RefCast;
 
@@ -82,15 +82,8 @@ impl Engine for PgEngine {
         self.read().await
     }
 
-    fn writes_alone(&self) -> bool {
-        true
-    }
-
-    async fn begin(
-        &self,
-        wait: Duration,
-    ) -> Result<Box<dyn commerce_store::Transaction>, StoreError> {
-        Ok(Box::new(Transaction::begin(&self.pool, BEGIN, wait).await?))
+    fn lone_writes(&self) -> Option<&dyn LoneWrites> {
+        Some(self)
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {
@@ -107,6 +100,16 @@ impl Engine for PgEngine {
             replica.close().await;
         }
         self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl LoneWrites for PgEngine {
+    async fn begin(
+        &self,
+        wait: Duration,
+    ) -> Result<Box<dyn commerce_store::Transaction>, StoreError> {
+        Ok(Box::new(Transaction::begin(&self.pool, BEGIN, wait).await?))
     }
 }
 

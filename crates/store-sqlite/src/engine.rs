@@ -2,12 +2,10 @@
 //! a thread of its own (every write queues for it: SQLite has one writer at a time).
 
 use async_trait::async_trait;
-use std::time::Duration;
 
 use crate::{migrate, Location, ReadConn, Readers, Writer};
 use commerce_store::{
-    Backend, Batching, Committer, Conn, Db, Engine, Fault, PoolStats, Reader, StoreError,
-    Transaction,
+    Backend, Batching, Committer, Conn, Db, Engine, LoneWrites, PoolStats, Reader, StoreError,
 };
 
 /// Opens the SQLite database at `url` (`sqlite://PATH`, created if missing unless the URL's
@@ -48,15 +46,9 @@ impl Engine for SqliteEngine {
         Ok(Reader::new(self.readers.acquire().await?))
     }
 
-    fn writes_alone(&self) -> bool {
-        false
-    }
-
-    async fn begin(&self, _wait: Duration) -> Result<Box<dyn Transaction>, StoreError> {
-        Err(StoreError::new(
-            Fault::Bug,
-            "SQLite writes queue for the committer; none runs alone",
-        ))
+    /// SQLite has one writer: every write queues for the committer.
+    fn lone_writes(&self) -> Option<&dyn LoneWrites> {
+        None
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {

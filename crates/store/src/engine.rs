@@ -62,17 +62,21 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         self.read().await
     }
 
-    /// Whether writes may run in transactions of their own, side by side (PostgreSQL's many
-    /// writers); if not, every write queues for the committer (SQLite's one writer).
-    fn writes_alone(&self) -> bool;
-
-    /// A write transaction of its own, waiting at most `wait` for a connection. Only asked of
-    /// an engine whose writes run alone.
-    async fn begin(&self, wait: Duration) -> Result<Box<dyn Transaction>, StoreError>;
+    /// Transactions of their own for writes that need not queue, where writers run side by
+    /// side (PostgreSQL); `None` where every write queues for the committer (SQLite's one
+    /// writer).
+    fn lone_writes(&self) -> Option<&dyn LoneWrites>;
 
     fn pool_stats(&self) -> Vec<PoolStats>;
 
     async fn close(&self);
+}
+
+/// Write transactions of their own, beside the committer's.
+#[async_trait]
+pub trait LoneWrites: Send + Sync {
+    /// A write transaction, waiting at most `wait` for a connection.
+    async fn begin(&self, wait: Duration) -> Result<Box<dyn Transaction>, StoreError>;
 }
 
 /// An open write transaction. Dropped without a successful commit or rollback, its connection

@@ -37,7 +37,7 @@ mod trace;
 
 pub use batch::{Batching, Shared, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH};
 pub use committer::{Committer, QueueLoad, PROBE_WAIT};
-pub use engine::{Backend, Engine, PoolStats, ReadConn, Reader, Transaction};
+pub use engine::{Backend, Engine, LoneWrites, PoolStats, ReadConn, Reader, Transaction};
 pub use error::{Fault, StoreError, StoreFault};
 pub use retry::WRITE_DEADLINE;
 pub use rows::Row;
@@ -140,10 +140,9 @@ impl Db {
         F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
         E: From<StoreError> + StoreFault + Send + 'static,
     {
-        if self.engine.writes_alone() {
-            retrying(&*self.engine, self.deadline, &self.writes_failing, work).await
-        } else {
-            self.committer.write(work).await
+        match self.engine.lone_writes() {
+            Some(lone) => retrying(lone, self.deadline, &self.writes_failing, work).await,
+            None => self.committer.write(work).await,
         }
     }
 
@@ -191,8 +190,8 @@ impl Db {
         F: FnOnce(Vec<Event>) -> Fut,
         Fut: Future<Output = (Vec<i64>, R)>,
     {
-        if self.engine.writes_alone() {
-            let mut tx = self.engine.begin(WRITE_DEADLINE).await?;
+        if let Some(lone) = self.engine.lone_writes() {
+            let mut tx = lone.begin(WRITE_DEADLINE).await?;
             let events = tx.conn().pending_events(limit).await?;
             let (delivered, rest) = deliver(events).await;
             tx.conn().mark_delivered(&delivered, now).await?;
@@ -235,7 +234,7 @@ impl Db {
 /// Runs `work` in a transaction of its own, again after a transient failure until `deadline`,
 /// and keeps `writes_failing` up to date.
 async fn retrying<T, E, F>(
-    engine: &dyn Engine,
+    lone: &dyn LoneWrites,
     deadline: Duration,
     writes_failing: &AtomicBool,
     mut work: F,
@@ -246,7 +245,7 @@ where
 {
     let mut deadline = Deadline::start(deadline);
     loop {
-        let outcome = in_transaction(engine, deadline.remaining(), &mut work).await;
+        let outcome = in_transaction(lone, deadline.remaining(), &mut work).await;
         let fault = outcome
             .as_ref()
             .err()
@@ -272,12 +271,16 @@ where
 
 /// One attempt of a write: begin, work, commit; a business rejection rolls back and keeps the
 /// connection, a storage error drops it (see [`Transaction`]).
-async fn in_transaction<T, E, F>(engine: &dyn Engine, wait: Duration, work: &mut F) -> Result<T, E>
+async fn in_transaction<T, E, F>(
+    lone: &dyn LoneWrites,
+    wait: Duration,
+    work: &mut F,
+) -> Result<T, E>
 where
     F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>>,
     E: From<StoreError> + StoreFault,
 {
-    let mut tx = engine.begin(wait).await?;
+    let mut tx = lone.begin(wait).await?;
     match work(tx.conn()).await {
         Ok(value) => {
             tx.commit().await?;
