@@ -111,14 +111,25 @@ pub(crate) trait Job: Send {
     fn answer(self: Box<Self>, batch: Result<(), &StoreError>);
     /// The rows it will lock (none for a lone write: it waits for what it needs).
     fn rows(&self) -> Vec<Row>;
+    /// Where its answer goes, and since when and until when it may start.
+    fn waiting(&self) -> &dyn Waiting;
     /// Its caller has stopped waiting (answered by a timeout, or disconnected): starting it
     /// now would carry out a write its caller was told did not happen.
-    fn gone(&self) -> bool;
-    /// When it arrived, and the instant after which it may not start.
-    fn queued_at(&self) -> Instant;
-    fn deadline(&self) -> Instant;
+    fn gone(&self) -> bool {
+        self.waiting().gone()
+    }
+    /// When it arrived.
+    fn queued_at(&self) -> Instant {
+        self.waiting().queued_at()
+    }
+    /// The instant after which it may not start.
+    fn deadline(&self) -> Instant {
+        self.waiting().deadline()
+    }
     /// The span of the request that queued it, for the batch's span to link to.
-    fn trace(&self) -> Option<&SpanContext>;
+    fn trace(&self) -> Option<&SpanContext> {
+        self.waiting().trace()
+    }
     fn as_any(&mut self) -> &mut dyn Any;
 }
 
@@ -154,6 +165,32 @@ impl<R> Reply<R> {
         };
         // The caller may have gone since the last look before the commit; the write stands.
         let _ = self.to.send(result);
+    }
+}
+
+/// A queued write's reply, whatever its result type.
+pub(crate) trait Waiting: Send {
+    fn gone(&self) -> bool;
+    fn queued_at(&self) -> Instant;
+    fn deadline(&self) -> Instant;
+    fn trace(&self) -> Option<&SpanContext>;
+}
+
+impl<R: Send> Waiting for Reply<R> {
+    fn gone(&self) -> bool {
+        self.to.is_closed()
+    }
+
+    fn queued_at(&self) -> Instant {
+        self.queued_at
+    }
+
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    fn trace(&self) -> Option<&SpanContext> {
+        self.trace.as_ref()
     }
 }
 
@@ -205,20 +242,8 @@ where
         Vec::new()
     }
 
-    fn gone(&self) -> bool {
-        self.reply.to.is_closed()
-    }
-
-    fn queued_at(&self) -> Instant {
-        self.reply.queued_at
-    }
-
-    fn deadline(&self) -> Instant {
-        self.reply.deadline
-    }
-
-    fn trace(&self) -> Option<&SpanContext> {
-        self.reply.trace.as_ref()
+    fn waiting(&self) -> &dyn Waiting {
+        &self.reply
     }
 
     fn as_any(&mut self) -> &mut dyn Any {
@@ -256,20 +281,8 @@ impl<W: Shared> Job for Together<W> {
         rows
     }
 
-    fn gone(&self) -> bool {
-        self.reply.to.is_closed()
-    }
-
-    fn queued_at(&self) -> Instant {
-        self.reply.queued_at
-    }
-
-    fn deadline(&self) -> Instant {
-        self.reply.deadline
-    }
-
-    fn trace(&self) -> Option<&SpanContext> {
-        self.reply.trace.as_ref()
+    fn waiting(&self) -> &dyn Waiting {
+        &self.reply
     }
 
     fn as_any(&mut self) -> &mut dyn Any {
