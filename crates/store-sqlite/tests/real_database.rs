@@ -14,6 +14,11 @@ async fn set_stock(
         .await
 }
 
+async fn stock(db: &commerce_store::Db, id: commerce_domain::ids::ProductId) -> Option<i64> {
+    let product = db.read().await.unwrap().product(id).await.unwrap();
+    product.map(|p| p.stock)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_file_commits_and_waits_out_a_short_lock_but_not_a_long_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,16 +42,7 @@ async fn a_real_file_commits_and_waits_out_a_short_lock_but_not_a_long_one() {
         .map_err(|e: StoreError| e)
         .expect("stored");
     let id = product.id;
-    assert_eq!(
-        db.read()
-            .await
-            .unwrap()
-            .product(id)
-            .await
-            .unwrap()
-            .map(|p| p.stock),
-        Some(5)
-    );
+    assert_eq!(stock(&db, id).await, Some(5));
 
     // A short hold: the write waits for it and lands.
     let holder = rusqlite::Connection::open(&path).unwrap();
@@ -60,16 +56,7 @@ async fn a_real_file_commits_and_waits_out_a_short_lock_but_not_a_long_one() {
         .await
         .expect("lands once the lock is free");
     let holder = release.join().unwrap();
-    assert_eq!(
-        db.read()
-            .await
-            .unwrap()
-            .product(id)
-            .await
-            .unwrap()
-            .map(|p| p.stock),
-        Some(7)
-    );
+    assert_eq!(stock(&db, id).await, Some(7));
 
     // A hold past the write's deadline: refused as transient, and nothing was stored.
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -78,16 +65,7 @@ async fn a_real_file_commits_and_waits_out_a_short_lock_but_not_a_long_one() {
         .expect_err("the lock outlasts the deadline");
     assert_eq!(refused.fault(), Fault::Transient, "{refused}");
     holder.execute_batch("COMMIT").unwrap();
-    assert_eq!(
-        db.read()
-            .await
-            .unwrap()
-            .product(id)
-            .await
-            .unwrap()
-            .map(|p| p.stock),
-        Some(7)
-    );
+    assert_eq!(stock(&db, id).await, Some(7));
     db.close().await;
 }
 
