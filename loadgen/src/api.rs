@@ -1,7 +1,7 @@
 //! The HTTP API as the load generator uses it: requests, tokens, and the admin set-up calls.
 
-use anyhow::{bail, Context};
-use commerce::ids::UserId;
+use anyhow::bail;
+use commerce_test_support::{fixtures, token};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,8 +44,6 @@ pub struct Api {
 }
 
 /// Tokens outlive any run; the server checks `exp`, so it must be in the future.
-const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
-
 impl Api {
     pub fn new(base: &str, secret: &str, connections: usize) -> anyhow::Result<Api> {
         Api::spread(&[base], secret, connections)
@@ -59,7 +57,7 @@ impl Api {
             .timeout(Duration::from_secs(30))
             .build()?;
         // The admin is a user id no run hands out (runs use ids from 10,000,000 up).
-        let admin = mint(secret, 1, true);
+        let admin = token::admin(secret);
         Ok(Api {
             http,
             bases: bases
@@ -75,8 +73,13 @@ impl Api {
     pub fn user(&self, id: i64) -> User {
         User {
             id,
-            token: mint(&self.secret, id, false),
+            token: token::user(&self.secret, id),
         }
+    }
+
+    /// The servers in turn.
+    fn next_base(&self) -> &str {
+        &self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()]
     }
 
     pub async fn send(
@@ -86,7 +89,7 @@ impl Api {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> anyhow::Result<Reply> {
-        let base = &self.bases[self.turn.fetch_add(1, Ordering::Relaxed) % self.bases.len()];
+        let base = self.next_base();
         let mut request = self.http.request(method, format!("{base}{path}"));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -124,30 +127,37 @@ impl Api {
         Ok(reply.body)
     }
 
-    async fn create(&self, path: &str, body: Value) -> anyhow::Result<i64> {
-        let reply = self.post(path, &self.admin, Some(&body)).await?;
-        if reply.status != 201 {
-            bail!("POST {path} answered {}: {}", reply.status, reply.body);
-        }
-        reply.body["id"].as_i64().context("an id in the answer")
-    }
-
+    /// A product for the scenario, through the kit's fixture.
     pub async fn create_product(&self, name: &str, price: i64, stock: i64) -> anyhow::Result<i64> {
-        self.create(
-            "/api/v1/admin/products",
-            json!({"name": name, "price": price, "stock": stock}),
+        fixtures::create_product(
+            &self.http,
+            self.next_base(),
+            &self.admin,
+            name,
+            price,
+            stock,
         )
         .await
     }
 
-    /// A campaign of `total_quantity` coupons of 1,000 won off, open now.
+    /// A rush campaign for the scenario, through the kit's fixture.
     pub async fn create_coupon(&self, total_quantity: i64) -> anyhow::Result<i64> {
-        self.create(
-            "/api/v1/admin/coupons",
-            json!({"name": "loadgen rush", "discount_type": "FIXED", "discount_value": 1000,
-                   "total_quantity": total_quantity, "valid_days": 7}),
+        let (name, discount) = ("loadgen rush", 1000);
+        fixtures::create_coupon(
+            &self.http,
+            self.next_base(),
+            &self.admin,
+            name,
+            discount,
+            total_quantity,
         )
         .await
+    }
+
+    /// Funds a user before the clock starts, through the kit's fixture.
+    pub async fn fund(&self, user: &User, amount: i64) -> anyhow::Result<()> {
+        fixtures::charge(&self.http, self.next_base(), &user.token, amount).await?;
+        Ok(())
     }
 
     pub async fn charge(&self, user: &User, amount: i64) -> anyhow::Result<Reply> {
@@ -158,9 +168,4 @@ impl Api {
         )
         .await
     }
-}
-
-fn mint(secret: &str, user: i64, admin: bool) -> String {
-    let user = UserId::new(user).expect("loadgen user ids are positive");
-    commerce::app::token(secret, user, admin, TOKEN_TTL)
 }

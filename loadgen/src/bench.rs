@@ -7,15 +7,17 @@ use std::path::{Path, PathBuf};
 
 use crate::api::Api;
 use crate::ceiling;
+use crate::check;
 use crate::cli::{Backend, BenchArgs};
-use crate::database::Database;
+use crate::database;
 use crate::driver::Load;
 use crate::invariants;
-use crate::report::{self, Ceiling, Row, Subject};
+use crate::report::{self, Row, Subject};
 use crate::scaling;
-use crate::scenario::{self, Outcome, Scenario};
-use crate::server::{RssSampler, Server};
+use crate::scenario::{self, Ceiling, Outcome, Scenario};
+use crate::server::{self, RssSampler, Server};
 use crate::wal::WalMeter;
+use anyhow::Context;
 
 const SECRET: &str = "loadgen-bench-secret-32-bytes-long";
 
@@ -24,9 +26,9 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<bool> {
     let mut rows = Vec::new();
     let mut held = true;
     for backend in &args.backends {
-        let database = Database::create(*backend, &args.postgres_url).await?;
-        let measured = measure(&args, &bin, *backend, &database.url, &mut rows).await;
-        database.remove().await;
+        let db = database::fresh(*backend, &args.postgres_url).await?;
+        let measured = measure(&args, &bin, *backend, &db.url, &mut rows).await;
+        database::remove(db).await;
         held &= measured?;
     }
     let mut table = report::table(&rows);
@@ -78,7 +80,7 @@ async fn measure(
 ) -> anyhow::Result<bool> {
     let load = &args.load;
     let mut held = true;
-    let server = Server::start(bin, url, SECRET, args.db_connections).await?;
+    let mut server = server::start(bin, url, SECRET, args.db_connections).await?;
     let api = Api::new(&server.base, SECRET, load.concurrency)?;
     let (mut spread, mut hot) = (None, None);
     for scenario in iter::once(Scenario::Health).chain(Scenario::ALL) {
@@ -92,14 +94,14 @@ async fn measure(
             rows,
         )
         .await?;
-        held &= invariants::print(&outcome.checks);
+        held &= check::print(&outcome.checks);
         match scenario {
             Scenario::OrderRushSpread => spread = Some(outcome.fixture),
             Scenario::OrderRushHot => hot = Some(outcome.fixture),
             _ => {}
         }
     }
-    server.stop().await?;
+    server.kill().await?;
 
     // The DB ceiling runs while no server does: on SQLite a second process writing (the server's
     // outbox relay) would make the ceiling wait on the file lock, which the server never does.
@@ -142,7 +144,7 @@ async fn measure(
         .iter()
         .find(|r| r.is(backend.name(), Scenario::OrderRushSpread))
         .map_or(ceiling_rate, |r| r.summary.per_second);
-    let server = Server::start(bin, url, SECRET, args.db_connections).await?;
+    let mut server = server::start(bin, url, SECRET, args.db_connections).await?;
     let paced = Load {
         rate: Some(peak * args.paced_fraction),
         ..ceiling_load
@@ -158,8 +160,8 @@ async fn measure(
         rows,
     )
     .await?;
-    held &= invariants::print(&outcome.checks);
-    server.stop().await?;
+    held &= check::print(&outcome.checks);
+    server.kill().await?;
     Ok(held)
 }
 
@@ -173,10 +175,14 @@ async fn measure_scenario(
     load: Load,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<Outcome> {
-    let sampler = RssSampler::start(server.pid);
+    let sampler = RssSampler::start(server.pid().context("the server's pid")?);
     let wal = WalMeter::new(backend, &server.base, url);
     let meter = scenario.writes().then_some(&wal);
-    let outcome = scenario::run(api, scenario, &args.load, load, meter).await?;
+    let mut outcome = scenario::run(api, scenario, &args.load, load, meter).await?;
+    // What the API showed, and what the database holds.
+    outcome
+        .checks
+        .extend(invariants::stored(url, &outcome.fixture).await?);
     let row = Row {
         backend: backend.name(),
         subject: match scenario {

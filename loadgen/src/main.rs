@@ -7,11 +7,15 @@
 mod api;
 mod bench;
 mod ceiling;
+mod check;
 mod cli;
 mod database;
 mod driver;
 mod invariants;
+mod ledger;
+mod plan;
 mod report;
+mod run;
 mod scaling;
 mod scenario;
 mod server;
@@ -24,7 +28,7 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let outcome = match cli::Cli::parse().command {
-        cli::Command::Run(args) => scenario::run_against(args).await,
+        cli::Command::Run(args) => run::run(args).await,
         cli::Command::Bench(args) => bench::bench(args).await,
     };
     match outcome {

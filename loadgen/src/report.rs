@@ -1,21 +1,10 @@
 //! The benchmark's markdown: one table of every measurement, and the targets checked
 //! against it.
 
+use crate::check::Check;
 use crate::driver::Load;
-use crate::invariants::Check;
-use crate::scenario::Scenario;
+use crate::scenario::{Ceiling, Scenario};
 use crate::stats::{ms, SellOut, Summary};
-
-/// What bounds a scenario's throughput, measured in the same run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ceiling {
-    /// The server's cheapest endpoint over HTTP.
-    Http,
-    /// The order transaction called directly, without HTTP.
-    Db,
-    /// One hot row updated once per transaction, without HTTP: what one lock per commit allows.
-    HotRow,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {

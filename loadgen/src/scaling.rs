@@ -5,11 +5,11 @@
 use std::path::Path;
 
 use crate::api::Api;
+use crate::check;
 use crate::cli::{Backend, BenchArgs};
-use crate::database::Database;
-use crate::invariants;
+use crate::database;
 use crate::scenario::{self, Scenario};
-use crate::server::Server;
+use crate::server;
 use crate::stats::ms;
 
 /// A read and a write scenario: product detail, orders spread over many products.
@@ -18,10 +18,10 @@ const MEASURED: [Scenario; 2] = [Scenario::Detail, Scenario::OrderRushSpread];
 /// The markdown table of the comparison, and whether every invariant held.
 pub async fn compare(args: &BenchArgs, bin: &Path, secret: &str) -> anyhow::Result<(String, bool)> {
     let instances = usize::from(args.instances);
-    let database = Database::create(Backend::Postgres, &args.postgres_url).await?;
+    let db = database::fresh(Backend::Postgres, &args.postgres_url).await?;
     let mut servers = Vec::with_capacity(instances);
     for _ in 0..instances {
-        servers.push(Server::start(bin, &database.url, secret, args.db_connections).await?);
+        servers.push(server::start(bin, &db.url, secret, args.db_connections).await?);
     }
     let mut table = String::from(
         "| instances | scenario | conc. | req/s | p50 | p99 | × one instance |\n\
@@ -35,7 +35,7 @@ pub async fn compare(args: &BenchArgs, bin: &Path, secret: &str) -> anyhow::Resu
             let load = scenario.load(&args.load);
             let api = Api::spread(&bases, secret, load.concurrency)?;
             let outcome = scenario::run(&api, scenario, &args.load, load, None).await?;
-            held &= invariants::print(&outcome.checks);
+            held &= check::print(&outcome.checks);
             let summary = &outcome.summary;
             let rate = summary.per_second;
             let ratio = one.map_or("—".to_owned(), |one: f64| format!("{:.2}×", rate / one));
@@ -51,9 +51,9 @@ pub async fn compare(args: &BenchArgs, bin: &Path, secret: &str) -> anyhow::Resu
             table.push_str(&line);
         }
     }
-    for server in servers {
-        server.stop().await?;
+    for mut server in servers {
+        server.kill().await?;
     }
-    database.remove().await;
+    database::remove(db).await;
     Ok((table, held))
 }

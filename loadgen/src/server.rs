@@ -1,78 +1,26 @@
 //! The server under test: started as a child process, watched for its memory.
 
-use anyhow::{bail, Context};
+use commerce_test_support::server;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::process::{Child, Command};
 
-pub struct Server {
-    child: Child,
-    pub base: String,
-    pub pid: u32,
-}
+pub use commerce_test_support::server::Server;
 
-impl Server {
-    /// Starts `commerce serve` on a free loopback port and waits until it is ready.
-    pub async fn start(
-        bin: &Path,
-        database_url: &str,
-        secret: &str,
-        db_connections: u32,
-    ) -> anyhow::Result<Server> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(bin)
-            .arg("serve")
-            .env("COMMERCE_DATABASE_URL", database_url)
-            .env("COMMERCE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("COMMERCE_JWT_SECRET", secret)
-            .env("COMMERCE_DB_MAX_CONNECTIONS", db_connections.to_string())
-            .env("RUST_LOG", "warn")
-            // The bench measures throughput: its simulated users write faster than the per-user
-            // limit allows a real one to.
-            .env("COMMERCE_USER_WRITES_PER_SECOND", "0")
-            // The in-process relay: the bench measures this server, not a NATS deployment.
-            .env_remove("COMMERCE_NATS_URL")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let pid = child.id().context("the server's pid")?;
-        let mut server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            pid,
-        };
-        let client = reqwest::Client::new();
-        // Ten seconds: migrations on a fresh database take a moment.
-        for _ in 0..200 {
-            if let Some(exit) = server.child.try_wait()? {
-                bail!("the server exited before it was ready ({exit}); its log is above");
-            }
-            if let Ok(response) = client
-                .get(format!("{}/health/ready", server.base))
-                .send()
-                .await
-            {
-                if response.status().is_success() {
-                    return Ok(server);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("the server at {} did not become ready", server.base)
-    }
-
-    /// Kills the server: its database is thrown away, so a graceful drain would only cost time.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.child.start_kill()?;
-        self.child.wait().await?;
-        Ok(())
-    }
+/// Starts `commerce serve` as the bench runs it (the kit's defaults: no per-user write limit,
+/// the in-process relay) with `db_connections` connections, and waits until it is ready.
+pub async fn start(
+    bin: &Path,
+    database_url: &str,
+    secret: &str,
+    db_connections: u32,
+) -> anyhow::Result<Server> {
+    let (mut command, base) = server::command(bin, database_url);
+    command
+        .env("COMMERCE_JWT_SECRET", secret)
+        .env("COMMERCE_DB_MAX_CONNECTIONS", db_connections.to_string());
+    Server::spawn(command, base).await
 }
 
 /// A line of `/proc/<pid>/status` in kB (`VmRSS`: now, `VmHWM`: the peak).

@@ -1,46 +1,29 @@
 //! `loadgen run` end to end: every scenario against a real server on a fresh SQLite file, small
 //! enough for CI, with the invariants verified through the API.
+//!
+//! The server is the real `commerce` binary (the kit finds it beside this test, or at
+//! `COMMERCE_BIN`): `cargo test --workspace` builds it, and so does `cargo build -p commerce`.
 
-use commerce::app::AppState;
-use commerce::clock::SystemClock;
-use commerce::config::Settings;
-use commerce::outbox::{self, Transport};
-use std::sync::Arc;
-use tokio::net::TcpListener;
+use commerce_test_support::server::{self, Server};
+use commerce_test_support::Database;
 use tokio::process::Command;
-use tokio_util::sync::CancellationToken;
 
-const SECRET: &str = "loadgen-test-secret";
+const SECRET: &str = "loadgen-test-secret-of-32-bytes!";
 
-/// Serves the real router (with its outbox relay) on a free loopback port.
-async fn server(dir: &tempfile::TempDir) -> String {
-    let url = format!("sqlite://{}/loadgen.db", dir.path().display());
-    let db = commerce::store::connect(&url, 8)
+/// The real binary on a fresh SQLite file, as the bench starts it (without the per-user write
+/// limit, with its outbox relay).
+async fn server(db: &Database) -> Server {
+    let bin = server::binary().expect("the commerce binary");
+    Server::start(&bin, &db.url, SECRET)
         .await
-        .expect("the database opens");
-    db.migrate().await.expect("the schema applies");
-    // As the bench runs its server: without the per-user write limit.
-    let settings = Settings {
-        user_write_quota: None,
-        ..Settings::default()
-    };
-    let state = AppState::new(db, settings, SECRET, Arc::new(SystemClock));
-    let transport = Arc::new(Transport::from_settings(&state.settings).await.unwrap());
-    tokio::spawn(outbox::relay(
-        state.clone(),
-        transport,
-        CancellationToken::new(),
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, state.router()).await });
-    base
+        .expect("the server starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_and_its_invariants_hold() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = server(&dir).await;
+    let db = Database::sqlite("loadgen_test").unwrap();
+    let mut server = server(&db).await;
+    let base = server.base.clone();
     let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["run", "--base-url", &base, "--jwt-secret", SECRET])
         .args([
@@ -83,6 +66,7 @@ async fn every_scenario_runs_and_its_invariants_hold() {
         "{stdout}"
     );
     assert!(stdout.contains("% of the HTTP ceiling"), "{stdout}");
+    server.kill().await.unwrap();
 }
 
 #[tokio::test]

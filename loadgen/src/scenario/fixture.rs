@@ -7,10 +7,10 @@ use serde_json::json;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::LazyLock;
 
-use super::Scenario;
+use super::kind::Scenario;
 use crate::api::{Api, User};
-use crate::cli::LoadArgs;
-use crate::invariants::Ledger;
+use crate::ledger::Ledger;
+use crate::plan::LoadArgs;
 
 /// Every product costs this much, so one charge pays for many orders.
 pub const PRICE: i64 = 100;
@@ -101,6 +101,16 @@ static NEXT_USER: LazyLock<AtomicI64> = LazyLock::new(|| {
 });
 
 impl Fixture {
+    /// What a rush sells out: the campaign's coupons or the hot product's units.
+    pub fn available(&self, scenario: Scenario) -> Option<u64> {
+        let count = match scenario {
+            Scenario::CouponRush => self.coupon?.1,
+            Scenario::OrderRushHot => self.initial_stock,
+            _ => return None,
+        };
+        u64::try_from(count).ok()
+    }
+
     /// Creates the scenario's products, coupon and users, charging the users (in `ledger`).
     pub async fn prepare(
         api: &Api,
@@ -127,7 +137,7 @@ impl Fixture {
             .collect();
         if shape.funds > 0 {
             stream::iter(&users)
-                .map(|user| fund(api, user, shape.funds))
+                .map(|user| api.fund(user, shape.funds))
                 .buffer_unordered(SETUP_PARALLELISM)
                 .try_collect::<()>()
                 .await?;
@@ -160,17 +170,4 @@ impl Fixture {
         }
         Ok(())
     }
-}
-
-async fn fund(api: &Api, user: &User, amount: i64) -> anyhow::Result<()> {
-    let reply = api.charge(user, amount).await?;
-    if reply.status != 200 {
-        bail!(
-            "charging user {} answered {}: {}",
-            user.id,
-            reply.status,
-            reply.body
-        );
-    }
-    Ok(())
 }

@@ -5,10 +5,11 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-use super::{Fixture, Scenario};
+use super::fixture::Fixture;
+use super::kind::Scenario;
 use crate::api::{Api, Reply};
 use crate::driver::{Answer, Worker};
-use crate::invariants::Ledger;
+use crate::ledger::Ledger;
 
 /// Charged per charge request; small, so no run reaches the maximum balance.
 const CHARGE: i64 = 1_000;
