@@ -1,4 +1,4 @@
-use crate::harness::{Backend, TestApp, TestDb, SECRET};
+use crate::harness::{fresh_database, Backend, TestApp, SECRET};
 use crate::on_both_backends;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -273,7 +273,7 @@ async fn a_critical_header_extension_is_refused(backend: Backend) {
 /// During a key rotation the previous secret still verifies; it never signs.
 async fn the_previous_secret_verifies_during_a_rotation(backend: Backend) {
     const PREVIOUS: &str = "the-previous-secret-of-32-bytes!!";
-    let db = TestDb::create(backend).await;
+    let db = fresh_database(backend).await;
     let pool = commerce::store::connect(&db.url, 4).await.unwrap();
     pool.migrate().await.unwrap();
     let mut state = commerce::app::AppState::new(

@@ -1,5 +1,6 @@
-//! The test harness: a fresh database per test on either backend, the real router, a manual
-//! clock, tokens, and JSON requests through the router.
+//! The test harness: the real router in process, on a fresh database per test on either backend
+//! (the kit's, `commerce-test-support`, like its tokens and invariants), a manual clock, and JSON
+//! requests through the router.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -8,16 +9,16 @@ use chrono::{DateTime, TimeZone, Utc};
 use commerce::app::AppState;
 use commerce::clock::ManualClock;
 use commerce::config::Settings;
-use commerce::ids::UserId;
 pub use commerce::store::Backend;
 use commerce::store::Batching;
+pub use commerce_test_support::database::{postgres_admin_url, Database as TestDb, Raw};
+use commerce_test_support::token;
 use http_body_util::BodyExt;
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tower::ServiceExt;
 
 pub const SECRET: &str = "test-secret-of-thirty-two-bytes!";
@@ -92,11 +93,6 @@ fn with_test_metrics(state: Arc<AppState>) -> Arc<AppState> {
     Arc::new(state)
 }
 
-pub fn postgres_admin_url() -> String {
-    std::env::var("COMMERCE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 pub async fn postgres_available() -> bool {
     use sqlx::Connection;
     match sqlx::PgConnection::connect(&postgres_admin_url()).await {
@@ -116,80 +112,13 @@ pub async fn postgres_available() -> bool {
     }
 }
 
-/// A fresh, empty, migrated database; dropped (PostgreSQL) or deleted (SQLite) afterwards.
-pub struct TestDb {
-    pub url: String,
-    backend: Backend,
-    name: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl TestDb {
-    pub async fn create(backend: Backend) -> TestDb {
-        let name = format!("commerce_test_{:016x}", rand::random::<u64>());
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let url = format!(
-                    "sqlite://{}",
-                    dir.path().join(format!("{name}.db")).display()
-                );
-                TestDb {
-                    url,
-                    backend,
-                    name,
-                    _dir: Some(dir),
-                }
-            }
-            Backend::Postgres => {
-                use sqlx::{Connection, Executor};
-                let admin = postgres_admin_url();
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .expect("PostgreSQL");
-                conn.execute(format!("CREATE DATABASE {name}").as_str())
-                    .await
-                    .expect("create database");
-                let _ = conn.close().await;
-                let base = admin
-                    .rsplit_once('/')
-                    .map(|(base, _)| base)
-                    .expect("admin URL has a database");
-                TestDb {
-                    url: format!("{base}/{name}"),
-                    backend,
-                    name,
-                    _dir: None,
-                }
-            }
-        }
+/// A fresh, empty database of the kit's; dropped (PostgreSQL) or deleted (SQLite) afterwards.
+pub async fn fresh_database(backend: Backend) -> TestDb {
+    match backend {
+        Backend::Sqlite => TestDb::sqlite("commerce_test"),
+        Backend::Postgres => TestDb::postgres(&postgres_admin_url(), "commerce_test").await,
     }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if self.backend == Backend::Postgres && !self.name.is_empty() {
-            let name = self.name.clone();
-            // Drop runs outside any runtime guarantee, so the cleanup gets a runtime of its own.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(async {
-                    use sqlx::{Connection, Executor};
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                        let _ = conn
-                            .execute(
-                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
-                            )
-                            .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
+    .expect("a fresh database")
 }
 
 async fn instance(url: &str, settings: Settings, clock: Arc<ManualClock>) -> Arc<AppState> {
@@ -233,81 +162,18 @@ pub struct TestApp {
     _db: TestDb,
 }
 
-/// A connection pool of the test's own on either backend, for raw SQL.
-#[derive(Clone)]
-pub enum Raw {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-impl Raw {
-    pub async fn connect(url: &str) -> Raw {
-        if url.starts_with("sqlite:") {
-            Raw::Sqlite(
-                sqlx::SqlitePool::connect(url)
-                    .await
-                    .expect("raw SQLite pool"),
-            )
-        } else {
-            Raw::Postgres(
-                sqlx::PgPool::connect(url)
-                    .await
-                    .expect("raw PostgreSQL pool"),
-            )
-        }
-    }
-
-    /// One number from the database.
-    pub async fn scalar(&self, sql: &str) -> i64 {
-        match self {
-            Raw::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-            Raw::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-        }
-        .expect(sql)
-    }
-
-    pub async fn execute(&self, sql: &str) {
-        match self {
-            Raw::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
-            Raw::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
-        }
-        .expect(sql)
-    }
-
-    /// The PostgreSQL pool, for tests of that backend alone.
-    pub fn postgres(&self) -> sqlx::PgPool {
-        match self {
-            Raw::Postgres(pool) => pool.clone(),
-            Raw::Sqlite(_) => panic!("a PostgreSQL test on SQLite"),
-        }
-    }
-
-    pub async fn close(&self) {
-        match self {
-            Raw::Sqlite(pool) => pool.close().await,
-            Raw::Postgres(pool) => pool.close().await,
-        }
-    }
-}
-
 impl TestApp {
     pub async fn new(backend: Backend) -> TestApp {
         Self::with_settings(backend, settings()).await
     }
 
     pub async fn with_settings(backend: Backend, settings: Settings) -> TestApp {
-        Self::on(TestDb::create(backend).await, settings).await
+        Self::on(fresh_database(backend).await, settings).await
     }
 
     /// The app on a database at `url` that the test prepared (and removes) itself.
-    pub async fn at_url(backend: Backend, url: &str) -> TestApp {
-        let db = TestDb {
-            url: url.to_owned(),
-            backend,
-            name: String::new(),
-            _dir: None,
-        };
-        Self::on(db, settings()).await
+    pub async fn at_url(_backend: Backend, url: &str) -> TestApp {
+        Self::on(TestDb::borrowed(url), settings()).await
     }
 
     async fn on(db: TestDb, settings: Settings) -> TestApp {
@@ -386,17 +252,11 @@ impl TestApp {
     }
 
     pub fn token(&self, user: i64) -> String {
-        self.state
-            .jwt
-            .mint(UserId::new(user).unwrap(), false, Duration::from_secs(3600))
+        token::user(SECRET, user)
     }
 
     pub fn admin(&self) -> String {
-        self.state.jwt.mint(
-            UserId::new(999_999).unwrap(),
-            true,
-            Duration::from_secs(3600),
-        )
+        token::admin(SECRET)
     }
 
     pub fn call(&self, method: Method, path: &str) -> Call {

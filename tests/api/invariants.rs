@@ -1,60 +1,13 @@
-//! What must hold of stored state whatever happened, defined once for every test that checks it:
-//! a balance is its history, a product's stock plus its units in paid orders is what it started
-//! with, and every write answered 2xx is stored.
+//! What must hold of stored state whatever happened: the kit's invariants (a balance is its
+//! history, a product's stock plus its units in paid orders is what it started with, coupons
+//! issued are coupons held, one event per order), and what only these tests know: every write
+//! answered 2xx is stored.
 
 use crate::harness::Raw;
-
-/// Every balance equals its history: charges - payments + refunds.
-pub async fn assert_balances_match_history(raw: &Raw) {
-    let mismatched = raw
-        .scalar(
-            "SELECT COUNT(*) FROM balances b WHERE b.balance <> (
-                 SELECT CAST(COALESCE(SUM(CASE h.kind
-                     WHEN 'CHARGE' THEN h.amount
-                     WHEN 'PAYMENT' THEN -h.amount
-                     WHEN 'REFUND' THEN h.amount END), 0) AS BIGINT)
-                 FROM balance_history h WHERE h.user_id = b.user_id)",
-        )
-        .await;
-    assert_eq!(
-        mismatched, 0,
-        "balances that differ from charges - payments + refunds"
-    );
-    // The sum above skips a kind it does not name, which would hide its amounts.
-    let unknown = raw
-        .scalar(
-            "SELECT COUNT(*) FROM balance_history
-             WHERE kind NOT IN ('CHARGE', 'PAYMENT', 'REFUND')",
-        )
-        .await;
-    assert_eq!(
-        unknown, 0,
-        "history rows of a kind the invariant does not know"
-    );
-}
-
-/// For each `(product, initial stock)`: stock + units in PAID orders = initial (a cancelled
-/// order gave its units back), and the stock is not negative.
-pub async fn assert_stock_adds_up(raw: &Raw, initial: &[(i64, i64)]) {
-    for &(product, initial) in initial {
-        let (stock, sold) = (
-            raw.scalar(&format!("SELECT stock FROM products WHERE id = {product}"))
-                .await,
-            raw.scalar(&format!(
-                "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT) FROM order_items i
-                 JOIN orders o ON o.id = i.order_id
-                 WHERE i.product_id = {product} AND o.status = 'PAID'"
-            ))
-            .await,
-        );
-        assert!(stock >= 0, "product {product}: stock {stock}");
-        assert_eq!(
-            stock + sold,
-            initial,
-            "product {product}: stock {stock} + {sold} units in paid orders"
-        );
-    }
-}
+pub use commerce_test_support::invariants::{
+    assert_balances_match_history, assert_coupons_issued_are_held, assert_one_event_per_order,
+    assert_stock_adds_up,
+};
 
 /// Every id a 2xx answer gave is found by `query`, a `SELECT COUNT(*)` that ends in `id IN`:
 /// nothing was confirmed that is not stored.

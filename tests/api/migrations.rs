@@ -1,11 +1,11 @@
-use crate::harness::{Backend, Raw, TestApp, TestDb};
+use crate::harness::{fresh_database, Backend, Raw, TestApp, TestDb};
 use crate::on_both_backends;
 use axum::http::StatusCode;
 use std::path::Path;
 
 /// A database with an order placed before the cancellation schema (migration 5) existed.
 async fn database_before_cancellation(backend: Backend) -> (TestDb, i64, i64) {
-    let db = TestDb::create(backend).await;
+    let db = fresh_database(backend).await;
     let folder = match backend {
         Backend::Sqlite => {
             let path = db.url.strip_prefix("sqlite://").expect("an SQLite URL");

@@ -1,6 +1,10 @@
+use crate::cancellation::cancel;
 use crate::coupons::{create_coupon, fixed_coupon, issued};
 use crate::harness::{concurrently, count_code, count_status, Backend, Response, TestApp};
-use crate::invariants::{assert_balances_match_history, assert_stock_adds_up};
+use crate::invariants::{
+    assert_balances_match_history, assert_coupons_issued_are_held, assert_one_event_per_order,
+    assert_stock_adds_up,
+};
 use crate::on_both_backends;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -503,6 +507,35 @@ async fn one_user_cannot_spend_more_than_the_balance(backend: Backend) {
     assert_balances_match_history(app.raw()).await;
 }
 
+/// A refund gives money back: the balance after a paid order is cancelled is what was charged,
+/// and the invariant agrees with it (one that counted a refund as a debit would fail here).
+async fn a_cancelled_order_leaves_the_balance_equal_to_its_history(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let product = app.product("refundable", 3_000, 5).await;
+    app.charge(1, 10_000).await;
+    let placed = order(
+        &app,
+        1,
+        json!({"items": [{"product_id": product, "quantity": 2}]}),
+    )
+    .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.text);
+    assert_eq!(app.balance(1).await, 4_000);
+    assert_balances_match_history(app.raw()).await;
+    let cancelled = cancel(&app, 1, placed.body["id"].as_i64().unwrap()).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+    assert_eq!(app.balance(1).await, 10_000);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM balance_history WHERE kind = 'REFUND'")
+            .await,
+        1
+    );
+    assert_balances_match_history(app.raw()).await;
+    assert_stock_adds_up(app.raw(), &[(product, 5)]).await;
+    assert_one_event_per_order(app.raw()).await;
+    assert_coupons_issued_are_held(app.raw()).await;
+}
+
 async fn crossing_orders_never_deadlock(backend: Backend) {
     let app = TestApp::new(backend).await;
     let a = app.product("A", 100, 1000).await;
@@ -544,5 +577,6 @@ on_both_backends!(
     a_refused_order_is_replayed_not_retried,
     a_hundred_and_fifty_users_race_for_a_hundred_units,
     one_user_cannot_spend_more_than_the_balance,
+    a_cancelled_order_leaves_the_balance_equal_to_its_history,
     crossing_orders_never_deadlock,
 );

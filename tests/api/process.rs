@@ -1,9 +1,14 @@
 //! Tests of the real binary: crash safety under load, clean shutdown, demo mode.
 
-use crate::harness::{Backend, Raw, TestDb, SECRET};
-use crate::invariants::{assert_all_stored, assert_balances_match_history, assert_stock_adds_up};
+use crate::harness::{fresh_database, Backend, Raw, SECRET};
+use crate::invariants::{
+    assert_all_stored, assert_balances_match_history, assert_coupons_issued_are_held,
+    assert_one_event_per_order, assert_stock_adds_up,
+};
 use crate::on_both_backends;
-use commerce::ids::UserId;
+use commerce_test_support::fixtures;
+use commerce_test_support::server::{self, Server};
+use commerce_test_support::token;
 use rand::Rng;
 use serde_json::{json, Value};
 use std::process::Stdio;
@@ -12,70 +17,28 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-struct Server {
-    child: Child,
-    base: String,
+/// `commerce serve` on `database_url` (the kit's command: a free port, no per-user write limit,
+/// no NATS), its stdout piped for the tests that read it; no secret yet.
+fn command(database_url: &str) -> (Command, String) {
+    let (mut command, base) =
+        server::command(env!("CARGO_BIN_EXE_commerce").as_ref(), database_url);
+    command.stdout(Stdio::piped());
+    (command, base)
 }
 
-impl Server {
-    fn command(database_url: &str) -> (Command, String) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_commerce"));
-        command
-            .arg("serve")
-            .env("COMMERCE_DATABASE_URL", database_url)
-            .env("COMMERCE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            // The load below writes far faster per user than the per-user limit allows.
-            .env("COMMERCE_USER_WRITES_PER_SECOND", "0")
-            .env_remove("COMMERCE_NATS_URL")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true);
-        (command, format!("http://127.0.0.1:{port}"))
-    }
-
-    async fn start(database_url: &str) -> Server {
-        let (mut command, base) = Self::command(database_url);
-        command.env("COMMERCE_JWT_SECRET", SECRET);
-        let server = Server {
-            child: command.spawn().expect("spawn commerce"),
-            base,
-        };
-        server.wait_ready().await;
-        server
-    }
-
-    async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if let Ok(response) = client
-                .get(format!("{}/health/ready", self.base))
-                .send()
-                .await
-            {
-                if response.status().is_success() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the server did not become ready");
-    }
+/// The server with the tests' secret, ready.
+async fn start(database_url: &str) -> Server {
+    let (mut command, base) = command(database_url);
+    command.env("COMMERCE_JWT_SECRET", SECRET);
+    Server::spawn(command, base)
+        .await
+        .expect("the server starts")
 }
 
 fn token(user: i64, admin: bool) -> String {
-    commerce::app::token(
-        SECRET,
-        UserId::new(user).unwrap(),
-        admin,
-        Duration::from_secs(3600),
-    )
+    token::mint(SECRET, user, admin)
 }
 
 async fn post(
@@ -108,44 +71,23 @@ struct Confirmed {
 }
 
 async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
-    let db = TestDb::create(backend).await;
-    let mut server = Server::start(&db.url).await;
+    let db = fresh_database(backend).await;
+    let mut server = start(&db.url).await;
     let client = reqwest::Client::new();
     let admin = token(1_000_000, true);
+    let base = server.base.as_str();
     let mut products = Vec::new();
     for n in 0..3 {
-        let body =
-            json!({"name": format!("p{n}"), "price": 1000 + n * 500, "stock": INITIAL_STOCK});
-        let (status, product) = post(
-            &client,
-            format!("{}/api/v1/admin/products", server.base),
-            &admin,
-            body,
-        )
+        let (name, price) = (format!("p{n}"), 1000 + n * 500);
+        let product = fixtures::create_product(&client, base, &admin, &name, price, INITIAL_STOCK);
+        products.push(product.await.unwrap());
+    }
+    let coupon = fixtures::create_coupon(&client, base, &admin, "c", 500, 25)
         .await
         .unwrap();
-        assert_eq!(status, 201);
-        products.push(product["id"].as_i64().unwrap());
-    }
-    let coupon_body = json!({"name": "c", "discount_type": "FIXED", "discount_value": 500, "total_quantity": 25, "valid_days": 7});
-    let (_, coupon) = post(
-        &client,
-        format!("{}/api/v1/admin/coupons", server.base),
-        &admin,
-        coupon_body,
-    )
-    .await
-    .unwrap();
-    let coupon = coupon["id"].as_i64().unwrap();
     for user in 1..=USERS {
-        let charged = post(
-            &client,
-            format!("{}/api/v1/me/balance/charges", server.base),
-            &token(user, false),
-            json!({"amount": 30_000}),
-        )
-        .await;
-        assert_eq!(charged.unwrap().0, 200);
+        let charged = fixtures::charge(&client, base, &token(user, false), 30_000).await;
+        charged.unwrap();
     }
 
     // Load from many tasks; the server is killed while it runs. Every write answered 2xx is
@@ -228,7 +170,7 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
     }
     let confirmed = std::mem::take(&mut *confirmed.lock().unwrap());
 
-    let server = Server::start(&db.url).await;
+    let server = start(&db.url).await;
     let pool = Raw::connect(&db.url).await;
     let count = |sql: &'static str| {
         let pool = pool.clone();
@@ -280,22 +222,10 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
         "SELECT COUNT(*) FROM balance_history h WHERE h.kind = 'PAYMENT' AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = h.order_id)",
     );
     assert_eq!(orphan_payments.await, 0);
-    assert_eq!(
-        count("SELECT COUNT(*) FROM outbox").await,
-        count("SELECT COUNT(*) FROM orders").await
-            + count("SELECT COUNT(*) FROM orders WHERE status = 'CANCELLED'").await,
-        "one event per order and one per cancellation"
-    );
+    // one event per order and one per cancellation
+    assert_one_event_per_order(&pool).await;
     // issued quantity = coupons held; a used coupon belongs to exactly one order
-    let issued_off = count(
-        "SELECT COUNT(*) FROM coupons c WHERE c.issued_quantity > c.total_quantity
-             OR c.issued_quantity <> (SELECT COUNT(*) FROM user_coupons u WHERE u.coupon_id = c.id)",
-    );
-    assert_eq!(
-        issued_off.await,
-        0,
-        "issued quantity must equal the coupons held"
-    );
+    assert_coupons_issued_are_held(&pool).await;
     assert_eq!(
         count("SELECT COUNT(*) FROM user_coupons WHERE used_at IS NOT NULL").await,
         count("SELECT COUNT(*) FROM orders WHERE user_coupon_id IS NOT NULL AND status = 'PAID'")
@@ -339,8 +269,8 @@ async fn a_server_killed_mid_load_loses_nothing(backend: Backend) {
 }
 
 async fn sigterm_stops_the_server_cleanly(backend: Backend) {
-    let db = TestDb::create(backend).await;
-    let mut server = Server::start(&db.url).await;
+    let db = fresh_database(backend).await;
+    let mut server = start(&db.url).await;
     let pid = nix::unistd::Pid::from_raw(server.child.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
@@ -351,9 +281,9 @@ async fn sigterm_stops_the_server_cleanly(backend: Backend) {
 }
 
 async fn demo_mode_loads_data_once_and_prints_tokens(backend: Backend) {
-    let db = TestDb::create(backend).await;
+    let db = fresh_database(backend).await;
     for _ in 0..2 {
-        let (mut command, base) = Server::command(&db.url);
+        let (mut command, base) = command(&db.url);
         command.arg("--demo").env_remove("COMMERCE_JWT_SECRET");
         let mut child = command.spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -368,8 +298,8 @@ async fn demo_mode_loads_data_once_and_prints_tokens(backend: Backend) {
                 break;
             }
         }
-        let server = Server { child, base };
-        server.wait_ready().await;
+        let mut server = Server { child, base };
+        server.wait_ready().await.expect("the demo server starts");
         let products: Value = reqwest::get(format!("{}/api/v1/products", server.base))
             .await
             .unwrap()
@@ -401,8 +331,8 @@ async fn demo_mode_loads_data_once_and_prints_tokens(backend: Backend) {
 }
 
 async fn the_server_refuses_to_start_without_a_secret(backend: Backend) {
-    let db = TestDb::create(backend).await;
-    let (mut command, _) = Server::command(&db.url);
+    let db = fresh_database(backend).await;
+    let (mut command, _) = command(&db.url);
     command
         .env_remove("COMMERCE_JWT_SECRET")
         .stderr(Stdio::piped());
@@ -453,7 +383,7 @@ async fn the_token_command_mints_tokens_the_server_accepts(backend: Backend) {
 }
 
 async fn the_migrate_command_applies_the_schema(backend: Backend) {
-    let db = TestDb::create(backend).await;
+    let db = fresh_database(backend).await;
     for _ in 0..2 {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_commerce"))
             .arg("migrate")
@@ -474,7 +404,7 @@ async fn the_migrate_command_applies_the_schema(backend: Backend) {
 /// A server with short edge timeouts (1 s for heads and bodies), optionally under an open-file
 /// limit of `nofile` (soft and hard).
 async fn edge_server(database_url: &str, nofile: Option<u64>) -> Server {
-    let (mut command, base) = Server::command(database_url);
+    let (mut command, base) = command(database_url);
     command
         .env("COMMERCE_JWT_SECRET", SECRET)
         .env("COMMERCE_HEADER_TIMEOUT", "1s")
@@ -492,18 +422,9 @@ async fn edge_server(database_url: &str, nofile: Option<u64>) -> Server {
             });
         }
     }
-    let server = Server {
-        child: command.spawn().expect("spawn commerce"),
-        base,
-    };
-    server.wait_ready().await;
-    server
-}
-
-impl Server {
-    fn addr(&self) -> String {
-        self.base.trim_start_matches("http://").to_owned()
-    }
+    Server::spawn(command, base)
+        .await
+        .expect("the edge server starts")
 }
 
 /// Reads until the peer closes the connection; `None` if it is still open after `limit`.
@@ -516,7 +437,7 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<String
 }
 
 async fn slow_and_idle_connections_are_cut_off(backend: Backend) {
-    let db = TestDb::create(backend).await;
+    let db = fresh_database(backend).await;
     let server = edge_server(&db.url, None).await;
     let mut partial = Vec::new();
     for _ in 0..20 {
@@ -587,7 +508,7 @@ async fn idle_sockets_cannot_keep_the_server_from_answering(backend: Backend) {
         nofile >= 4096,
         "the test needs room for its sockets; the open-file limit is {nofile}"
     );
-    let db = TestDb::create(backend).await;
+    let db = fresh_database(backend).await;
     let server = edge_server(&db.url, Some(1024)).await;
     let mut idle = Vec::new();
     for _ in 0..1100 {
@@ -615,12 +536,12 @@ async fn idle_sockets_cannot_keep_the_server_from_answering(backend: Backend) {
 }
 
 async fn the_server_refuses_a_short_secret(backend: Backend) {
-    let db = TestDb::create(backend).await;
+    let db = fresh_database(backend).await;
     for (name, strong) in [
         ("COMMERCE_JWT_SECRET", false),
         ("COMMERCE_JWT_PREVIOUS_SECRET", true),
     ] {
-        let (mut command, _) = Server::command(&db.url);
+        let (mut command, _) = command(&db.url);
         command
             .env(
                 "COMMERCE_JWT_SECRET",
@@ -644,8 +565,8 @@ async fn the_server_refuses_a_short_secret(backend: Backend) {
 
 /// A fresh database has a month of empty days to catch up: one log line, not 31.
 async fn start_up_logs_one_line_for_the_daily_catch_up(backend: Backend) {
-    let db = TestDb::create(backend).await;
-    let (mut command, _) = Server::command(&db.url);
+    let db = fresh_database(backend).await;
+    let (mut command, _) = command(&db.url);
     command
         .arg("--demo")
         .env_remove("COMMERCE_JWT_SECRET")
