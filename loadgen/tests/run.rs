@@ -5,7 +5,7 @@
 //! `COMMERCE_BIN`): `cargo test --workspace` builds it, and so does `cargo build -p commerce`.
 
 use commerce_test_support::server::{self, Server};
-use commerce_test_support::Database;
+use commerce_test_support::{invariants, Database, Raw};
 use tokio::process::Command;
 
 const SECRET: &str = "loadgen-test-secret-of-32-bytes!";
@@ -66,6 +66,12 @@ async fn every_scenario_runs_and_its_invariants_hold() {
         "{stdout}"
     );
     assert!(stdout.contains("% of the HTTP ceiling"), "{stdout}");
+    // What the API showed, the database holds: the kit's invariants of stored state.
+    let raw = Raw::connect(&db.url).await;
+    for check in invariants::all(&raw).await.unwrap() {
+        check.assert();
+    }
+    raw.close().await;
     server.kill().await.unwrap();
 }
 
