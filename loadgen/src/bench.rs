@@ -11,7 +11,6 @@ use crate::check;
 use crate::cli::{Backend, BenchArgs};
 use crate::database;
 use crate::driver::Load;
-use crate::invariants;
 use crate::report::{self, Row, Subject};
 use crate::scaling;
 use crate::scenario::{self, Ceiling, Outcome, Scenario};
@@ -182,7 +181,7 @@ async fn measure_scenario(
     // What the API showed, and what the database holds.
     outcome
         .checks
-        .extend(invariants::stored(url, &outcome.fixture).await?);
+        .extend(scenario::verify::stored(url, &outcome.fixture).await?);
     let row = Row {
         backend: backend.name(),
         subject: match scenario {

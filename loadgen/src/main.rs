@@ -11,7 +11,6 @@ mod check;
 mod cli;
 mod database;
 mod driver;
-mod invariants;
 mod ledger;
 mod plan;
 mod report;

@@ -3,6 +3,7 @@
 pub mod fixture;
 pub mod kind;
 mod request;
+pub mod verify;
 
 pub use fixture::Fixture;
 pub use kind::{Ceiling, Scenario};
@@ -12,7 +13,6 @@ use std::sync::Arc;
 use crate::api::Api;
 use crate::check::Check;
 use crate::driver::{drive, Load};
-use crate::invariants;
 use crate::ledger::Ledger;
 use crate::plan::LoadArgs;
 use crate::stats::{SellOut, Summary};
@@ -64,7 +64,7 @@ pub async fn run(
     for worker in &workers {
         ledger.merge(&worker.ledger);
     }
-    let checks = invariants::verify(api, scenario, &fixture, &ledger, &summary).await?;
+    let checks = verify::verify(api, scenario, &fixture, &ledger, &summary).await?;
     let sell_out = fixture
         .available(scenario)
         .and_then(|available| summary.sell_out(available));

@@ -10,9 +10,10 @@ use commerce_test_support::Raw;
 use crate::api::Api;
 use crate::check::Check;
 use crate::ledger::Ledger;
-use crate::scenario::fixture::Fixture;
-use crate::scenario::kind::Scenario;
 use crate::stats::Summary;
+
+use super::fixture::Fixture;
+use super::kind::Scenario;
 
 /// Balances read back after a run; more users than this are sampled.
 const BALANCE_SAMPLE: usize = 500;
