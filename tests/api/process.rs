@@ -41,21 +41,14 @@ fn token(user: i64, admin: bool) -> String {
     token::mint(SECRET, user, admin)
 }
 
+/// A POST of the load: its status and body, or `None` when no answer came (the server died).
 async fn post(
     client: &reqwest::Client,
     url: String,
     token: &str,
     body: Value,
 ) -> Option<(u16, Value)> {
-    let response = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.json().await.unwrap_or(Value::Null)))
+    fixtures::post(client, &url, token, &body).await.ok()
 }
 
 const USERS: i64 = 40;

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-/// POSTs `body` to `path` with `token`; the answer's status and JSON body (`null` if none).
+/// POSTs `body` to `url` with `token`; the answer's status and JSON body (`null` if none).
 pub async fn post(
     client: &reqwest::Client,
     url: &str,
@@ -25,7 +25,7 @@ pub async fn post(
     ))
 }
 
-/// POSTs `body` to `path` and expects `expected`; the answer's body.
+/// POSTs `body` to `url` and expects `expected`; the answer's body.
 async fn expect(
     client: &reqwest::Client,
     url: String,
