@@ -308,6 +308,7 @@ pub async fn issue(
             now,
         })
         .await
+        .unkeyed()
     };
     let outcome = match &result {
         Ok(issued) => {

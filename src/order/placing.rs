@@ -7,6 +7,7 @@
 //! must reach the coupon's minimum, and the balance must cover what is left to pay.
 
 use async_trait::async_trait;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -15,14 +16,15 @@ use super::request::OrderRequest;
 use super::service::{not_usable, view, Order, OrderError, OrderLine};
 use crate::coupon::Terms;
 use crate::events::{OrderPaid, SoldItem, ORDER_PAID};
-use crate::idempotency::{self, Attempt, Keyed, Outcome, Render};
+use crate::http::answer::render;
+use crate::idempotency::{Answer, Attempt};
 use crate::ids::{ProductId, UserCouponId, UserId};
 use crate::money::Won;
 use crate::store::balance::PaymentRow;
 use crate::store::coupon::HeldCouponRow;
 use crate::store::order::{NewOrderRow, OrderLineRow};
 use crate::store::product::ProductRow;
-use crate::store::{Conn, Row, Shared, StoreError};
+use crate::store::{Conn, Row, Shared, StoreError, WriteKind};
 
 /// One order to place, as its request asked.
 pub(super) struct Placing {
@@ -30,7 +32,6 @@ pub(super) struct Placing {
     pub request: OrderRequest,
     pub attempt: Option<Attempt>,
     pub now: DateTime<Utc>,
-    pub render: Render<Order, OrderError>,
     /// Its request's `traceparent`: the batch runs in a span of its own, and the order's event
     /// belongs to the request's trace.
     pub traceparent: Option<String>,
@@ -38,8 +39,9 @@ pub(super) struct Placing {
 
 #[async_trait]
 impl Shared for Placing {
-    type Output = Outcome<Order, OrderError>;
-    const LOCK_ORDER: u8 = 0;
+    type Value = Order;
+    type Error = OrderError;
+    const KIND: WriteKind = WriteKind::Orders;
 
     fn rows(&self, rows: &mut Vec<Row>) {
         rows.extend(
@@ -56,23 +58,6 @@ impl Shared for Placing {
         rows.push(Row::Balance(self.user.get()));
     }
 
-    async fn run_all(
-        conn: &mut dyn Conn,
-        orders: &[&Placing],
-    ) -> Result<Vec<Self::Output>, StoreError> {
-        idempotency::decide_keyed(conn, orders).await
-    }
-
-    fn failed(error: StoreError) -> Self::Output {
-        Outcome::Fresh(Err(error.into()))
-    }
-}
-
-#[async_trait]
-impl Keyed for Placing {
-    type Value = Order;
-    type Error = OrderError;
-
     fn attempt(&self) -> Option<&Attempt> {
         self.attempt.as_ref()
     }
@@ -81,12 +66,12 @@ impl Keyed for Placing {
         self.now
     }
 
-    fn render(&self) -> Render<Order, OrderError> {
-        self.render
+    fn remember(result: &Result<Order, OrderError>) -> Option<Answer> {
+        render(StatusCode::CREATED, result)
     }
 
     /// Locks, decides in order, writes all at once.
-    async fn decide_all(
+    async fn run_all(
         conn: &mut dyn Conn,
         orders: &[&Placing],
     ) -> Result<Vec<Result<Order, OrderError>>, StoreError> {
