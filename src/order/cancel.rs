@@ -8,14 +8,13 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
+use super::events::{self, OrderEvent};
 use super::service::{settle, Order, OrderError};
 use crate::app::AppState;
-use crate::events::{OrderCancelled, SoldItem, ORDER_CANCELLED};
 use crate::http::answer::render;
 use crate::idempotency::{Answer, Attempt, IdempotencyKey, Outcome};
 use crate::ids::{OrderId, ProductId, UserCouponId, UserId};
 use crate::money::Won;
-use crate::outbox;
 use crate::store::order::{OrderRow, OrderStatus};
 use crate::store::{close_savepoint, Conn, Row, Shared, StoreError, WriteKind};
 
@@ -122,7 +121,6 @@ impl Shared for Cancelling {
 /// an order after the order row itself: products ascending, then the coupon, then the balance.
 async fn execute(conn: &mut dyn Conn, c: &Cancelling) -> Result<Order, OrderError> {
     let (by, id, window, now) = (c.by, c.id, c.window, c.now);
-    let traceparent = c.traceparent.as_deref();
     let mut order = conn
         .order(id)
         .await?
@@ -169,22 +167,15 @@ async fn execute(conn: &mut dyn Conn, c: &Cancelling) -> Result<Order, OrderErro
             "the refund would take the balance past the largest amount that can be held".into(),
         ));
     }
-    let event = OrderCancelled {
+    let event = OrderEvent {
         order_id: id.get(),
         user_id: order.user_id,
         paid_at: order.created_at,
-        cancelled_at: now,
-        items: order
-            .items
-            .iter()
-            .map(|l| SoldItem {
-                product_id: l.product_id,
-                quantity: l.quantity,
-                amount: l.amount,
-            })
-            .collect(),
+        cancelled_at: Some(now),
+        lines: &order.items,
+        traceparent: c.traceparent.clone(),
     };
-    outbox::enqueue(conn, ORDER_CANCELLED, &event, now, traceparent).await?;
+    events::record(conn, &[event]).await?;
     order.status = OrderStatus::Cancelled;
     order.cancelled_at = Some(now);
     Ok(Order::from(order))

@@ -11,15 +11,17 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
+use super::events::{self, OrderEvent};
 use super::pricing::{price, Pricing, Unpriced};
 use super::request::OrderRequest;
 use super::service::{not_usable, view, Order, OrderError, OrderLine};
-use crate::coupon::Terms;
-use crate::events::{OrderPaid, SoldItem, ORDER_PAID};
+use crate::balance::debit;
+use crate::coupon::{redeem, usable};
 use crate::http::answer::render;
 use crate::idempotency::{Answer, Attempt};
 use crate::ids::{ProductId, UserCouponId, UserId};
 use crate::money::Won;
+use crate::product::stock;
 use crate::store::balance::PaymentRow;
 use crate::store::coupon::HeldCouponRow;
 use crate::store::order::{NewOrderRow, OrderLineRow};
@@ -131,13 +133,11 @@ impl Locked {
                 .products
                 .get(&id)
                 .ok_or(OrderError::ProductNotFound(id.get()))?;
-            if product.stock < quantity {
-                return Err(OrderError::OutOfStock {
-                    product_id: id.get(),
-                    requested: quantity,
-                    available: product.stock,
-                });
-            }
+            stock::check(product, quantity).map_err(|short| OrderError::OutOfStock {
+                product_id: id.get(),
+                requested: quantity,
+                available: short.available,
+            })?;
             lines.push(OrderLineRow {
                 product_id: id.get(),
                 name: product.name.clone(),
@@ -151,8 +151,7 @@ impl Locked {
             Some(id) => Some(
                 self.coupons
                     .get(&id)
-                    .filter(|c| c.user_id == user.get() && !c.used && c.expires_at > now)
-                    .map(|c| Terms::from(c.terms))
+                    .and_then(|c| usable(c, user, now))
                     .ok_or_else(|| {
                         not_usable(id, "it is not yours, already used, or expired".into())
                     })?,
@@ -177,24 +176,21 @@ impl Locked {
             None
         } else {
             let balance = self.balances.get(&user).copied();
-            match balance.filter(|b| *b >= pricing.paid) {
-                Some(balance) => Some(balance - pricing.paid),
-                None => {
-                    return Err(OrderError::InsufficientBalance {
-                        balance: balance.unwrap_or(Won::ZERO).get(),
-                        required: pricing.paid.get(),
-                    })
-                }
-            }
+            let after =
+                debit(balance, pricing.paid).map_err(|short| OrderError::InsufficientBalance {
+                    balance: short.balance.get(),
+                    required: pricing.paid.get(),
+                })?;
+            Some(after)
         };
 
         for (id, quantity) in order.request.lines() {
             if let Some(product) = self.products.get_mut(id) {
-                product.stock -= quantity;
+                stock::take(product, *quantity);
             }
         }
         if let Some(held) = coupon.and_then(|id| self.coupons.get_mut(&id)) {
-            held.used = true;
+            redeem(held);
         }
         if let Some(after) = balance_after {
             self.balances.insert(user, after);
@@ -294,31 +290,19 @@ async fn placed(
     if !payments.is_empty() {
         conn.record_payments(&payments).await?;
     }
-    let events = accepted
+    let events: Vec<OrderEvent> = accepted
         .iter()
         .zip(&ids)
-        .map(|((order, a), id)| {
-            let event = OrderPaid {
-                order_id: id.get(),
-                user_id: order.user.get(),
-                paid_at: order.now,
-                items: a
-                    .lines
-                    .iter()
-                    .map(|l| SoldItem {
-                        product_id: l.product_id,
-                        quantity: l.quantity,
-                        amount: l.amount,
-                    })
-                    .collect(),
-            };
-            let payload = serde_json::to_string(&event).map_err(StoreError::corrupt)?;
-            Ok((payload, order.now, order.traceparent.clone()))
+        .map(|((order, a), id)| OrderEvent {
+            order_id: id.get(),
+            user_id: order.user.get(),
+            paid_at: order.now,
+            cancelled_at: None,
+            lines: &a.lines,
+            traceparent: order.traceparent.clone(),
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    if !events.is_empty() {
-        conn.insert_events(ORDER_PAID, &events).await?;
-    }
+        .collect();
+    events::record(conn, &events).await?;
 
     let mut ids = ids.into_iter();
     Ok(live
