@@ -121,11 +121,12 @@ pub trait Shared: Send + Sync + Sized + 'static {
 /// What the caller of a [`Shared`] write hears.
 pub type SharedOutcome<W> = Outcome<<W as Shared>::Value, <W as Shared>::Error>;
 
-/// What one lone write did to the batch.
-pub enum Step {
+/// What one write run in a savepoint did to the batch.
+pub(crate) enum Step {
     /// Done: its changes stay.
     Keep,
-    /// Refused (a business rule, a unique key, a bug): its changes are undone, the batch goes on.
+    /// Refused (a business rule, a unique key, a bug, a row held elsewhere): its changes are
+    /// undone, the batch goes on.
     Undo,
     /// The transaction itself failed (disk full, I/O error, busy): the batch cannot commit.
     Abort(StoreError),
@@ -353,7 +354,7 @@ pub(crate) fn failed<W: Shared>(error: StoreError) -> SharedOutcome<W> {
 /// a row held by another session past the lock timeout (so the other writes do not wait for
 /// it; its caller hears 503 and it is not carried out) undo it alone; any other storage
 /// failure fails the transaction.
-pub fn step<T, E: StoreFault>(result: &Result<T, E>) -> Step {
+pub(crate) fn step<T, E: StoreFault>(result: &Result<T, E>) -> Step {
     match result.as_ref().err().map(StoreFault::store_error) {
         None => Step::Keep,
         Some(None) => Step::Undo,

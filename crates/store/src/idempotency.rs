@@ -249,7 +249,6 @@ async fn keyed_round<W: Shared>(
         return Err(StoreError::new(Fault::Bug, "a shared run lost a write"));
     }
     let mut ran = ran.into_iter();
-    let mut answers: Vec<KeyAnswer> = Vec::new();
     let mut kept: Vec<(&Attempt, Answer)> = Vec::new();
     let outcomes: Vec<_> = writes
         .iter()
@@ -265,12 +264,15 @@ async fn keyed_round<W: Shared>(
             })
         })
         .collect();
-    answers.extend(kept.iter().map(|(attempt, answer)| KeyAnswer {
-        user: attempt.user,
-        key: attempt.key.as_str(),
-        status: answer.status,
-        body: &answer.body,
-    }));
+    let answers: Vec<KeyAnswer> = kept
+        .iter()
+        .map(|(attempt, answer)| KeyAnswer {
+            user: attempt.user,
+            key: attempt.key.as_str(),
+            status: answer.status,
+            body: &answer.body,
+        })
+        .collect();
     if !answers.is_empty() {
         conn.record_answers(&answers).await?;
     }

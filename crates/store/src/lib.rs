@@ -37,7 +37,7 @@ mod sqlite_values;
 mod trace;
 
 pub use batch::{
-    close_savepoint, Batching, Shared, SharedOutcome, Step, WriteKind, DEFAULT_COMMITTERS,
+    close_savepoint, Batching, Shared, SharedOutcome, WriteKind, DEFAULT_COMMITTERS,
     DEFAULT_MAX_BATCH,
 };
 pub use committer::{Committer, QueueLoad, PROBE_WAIT};
