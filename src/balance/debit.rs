@@ -17,3 +17,22 @@ pub fn debit(balance: Option<Won>, amount: Won) -> Result<Won, Insufficient> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_debit_needs_the_whole_amount() {
+        assert_eq!(debit(Some(Won(5000)), Won(5000)), Ok(Won::ZERO));
+        assert_eq!(debit(Some(Won(5000)), Won(1200)), Ok(Won(3800)));
+        assert_eq!(
+            debit(Some(Won(4999)), Won(5000)),
+            Err(Insufficient { balance: Won(4999) })
+        );
+        assert_eq!(
+            debit(None, Won(1)),
+            Err(Insufficient { balance: Won::ZERO })
+        );
+    }
+}

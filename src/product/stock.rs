@@ -24,3 +24,23 @@ pub fn take(product: &mut ProductRow, quantity: i64) {
     debug_assert!(product.stock >= quantity, "stock taken without a check");
     product.stock -= quantity;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ProductId;
+
+    #[test]
+    fn stock_is_taken_only_when_there() {
+        let mut lamp = ProductRow {
+            id: ProductId::new(1).unwrap(),
+            name: "Lamp".into(),
+            price: 1000,
+            stock: 3,
+        };
+        assert_eq!(check(&lamp, 4), Err(Short { available: 3 }));
+        assert_eq!(check(&lamp, 3), Ok(()));
+        take(&mut lamp, 3);
+        assert_eq!(check(&lamp, 1), Err(Short { available: 0 }));
+    }
+}
