@@ -209,6 +209,52 @@ async fn a_cancellation_behind_a_held_row_is_refused_in_time_and_never_carried_o
     assert_eq!(app.balance(1).await, 10_000);
 }
 
+/// A lone write (an admin's stock change) that meets a row another session holds is undone in
+/// its savepoint and answered 503 at the lock timeout, long before its deadline; the orders
+/// queued beside it commit, and the change never happens once the row is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lone_write_behind_a_held_row_is_refused_in_time_and_never_carried_out() {
+    if !postgres_available().await {
+        return;
+    }
+    let app = TestApp::new(Backend::Postgres).await;
+    let held = app.product("Held", 1_000, 10).await;
+    let free = app.product("Free", 1_000, 100).await;
+    for user in 1..=8 {
+        app.charge(user, 10_000).await;
+    }
+    let lock = hold_product_row(&app, held).await;
+    let locked_at = Instant::now();
+    let change = app
+        .patch(&format!("/api/v1/admin/products/{held}"))
+        .token(&app.admin())
+        .json(json!({"stock": 50}));
+    let orders = (1..=8).map(|user| {
+        app.post("/api/v1/orders")
+            .token(&app.token(user))
+            .json(order(free))
+    });
+    let answers = concurrently(std::iter::once(change).chain(orders)).await;
+    let answered_within = locked_at.elapsed();
+    assert!(
+        answered_within < Duration::from_secs(2),
+        "the lone write held up its batch (took {answered_within:?})"
+    );
+    answers[0].assert_problem(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE");
+    for answer in &answers[1..] {
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    }
+    lock.rollback().await.expect("release the row");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stock = |id| format!("SELECT stock FROM products WHERE id = {id}");
+    assert_eq!(
+        app.scalar(&stock(held)).await,
+        10,
+        "the refused change landed later"
+    );
+    assert_eq!(app.scalar(&stock(free)).await, 92);
+}
+
 crate::on_both_backends!(more_writes_than_fit_in_the_deadline_are_refused_at_once);
 
 /// One write per commit and a short deadline: far more concurrent orders than can commit in
