@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Mutex as TurnLock, OwnedMutexGuard};
 use tracing::Instrument;
 
-use crate::batch::{failed, run_batch, Batching, Job, Lone, Reply, SharedOutcome, Together};
+use crate::batch::{failed, run_batch, Batching, Job, Lone, Reply, Together};
 use crate::parking::Parking;
 use crate::queue::Watch;
 use crate::retry::backoff;
 use crate::source::Source;
-use crate::{Conn, Fault, Row, Shared, StoreError, StoreFault};
+use crate::{Conn, Fault, Row, Shared, SharedOutcome, StoreError, StoreFault};
 
 /// How long a probe for held rows may take; past it the rows count as still held.
 pub const PROBE_WAIT: Duration = Duration::from_secs(1);

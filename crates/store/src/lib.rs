@@ -31,20 +31,19 @@ pub mod product;
 mod queue;
 mod retry;
 mod rows;
+mod shared;
 mod source;
 #[cfg(feature = "rusqlite")]
 mod sqlite_values;
 mod trace;
 
-pub use batch::{
-    close_savepoint, Batching, Shared, SharedOutcome, WriteKind, DEFAULT_COMMITTERS,
-    DEFAULT_MAX_BATCH,
-};
+pub use batch::{close_savepoint, Batching, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH};
 pub use committer::{Committer, QueueLoad, PROBE_WAIT};
 pub use engine::{Backend, Engine, LoneWrites, PoolStats, ReadConn, Reader, Transaction};
 pub use error::{Fault, StoreError, StoreFault};
 pub use retry::WRITE_DEADLINE;
 pub use rows::Row;
+pub use shared::{Shared, SharedOutcome, WriteKind};
 pub use source::Source;
 
 use async_trait::async_trait;
