@@ -6,16 +6,18 @@
 //! the per-charge maximum, and the balance must stay within the maximum balance.
 
 use async_trait::async_trait;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 use super::service::{BalanceError, ChargeReceipt, Limits};
 use crate::clock::Clock;
-use crate::idempotency::{self, Attempt, IdempotencyKey, Keyed, Outcome, Render};
+use crate::http::answer::render;
+use crate::idempotency::{Answer, Attempt, IdempotencyKey, Outcome};
 use crate::ids::UserId;
 use crate::money::Won;
 use crate::store::balance::ChargeRow;
-use crate::store::{Conn, Db, Row, Shared, StoreError};
+use crate::store::{Conn, Db, Row, Shared, StoreError, WriteKind};
 
 /// Charges `amount` to the user's balance and writes the CHARGE history row: decided and
 /// stored together with the charges waiting at the same moment, in one transaction (see
@@ -27,7 +29,6 @@ pub async fn charge(
     user: UserId,
     amount: i64,
     key: Option<IdempotencyKey>,
-    render: Render<ChargeReceipt, BalanceError>,
 ) -> Outcome<ChargeReceipt, BalanceError> {
     let attempt = key.map(|key| Attempt::new(user, key, "POST /me/balance/charges", &amount));
     db.write_shared(Charging {
@@ -36,7 +37,6 @@ pub async fn charge(
         limits,
         attempt,
         now: clock.now(),
-        render,
     })
     .await
 }
@@ -48,34 +48,17 @@ pub(super) struct Charging {
     pub limits: Limits,
     pub attempt: Option<Attempt>,
     pub now: DateTime<Utc>,
-    pub render: Render<ChargeReceipt, BalanceError>,
 }
 
 #[async_trait]
 impl Shared for Charging {
-    type Output = Outcome<ChargeReceipt, BalanceError>;
-    const LOCK_ORDER: u8 = 1;
+    type Value = ChargeReceipt;
+    type Error = BalanceError;
+    const KIND: WriteKind = WriteKind::Charges;
 
     fn rows(&self, rows: &mut Vec<Row>) {
         rows.push(Row::Balance(self.user.get()));
     }
-
-    async fn run_all(
-        conn: &mut dyn Conn,
-        charges: &[&Charging],
-    ) -> Result<Vec<Self::Output>, StoreError> {
-        idempotency::decide_keyed(conn, charges).await
-    }
-
-    fn failed(error: StoreError) -> Self::Output {
-        Outcome::Fresh(Err(error.into()))
-    }
-}
-
-#[async_trait]
-impl Keyed for Charging {
-    type Value = ChargeReceipt;
-    type Error = BalanceError;
 
     fn attempt(&self) -> Option<&Attempt> {
         self.attempt.as_ref()
@@ -85,12 +68,12 @@ impl Keyed for Charging {
         self.now
     }
 
-    fn render(&self) -> Render<ChargeReceipt, BalanceError> {
-        self.render
+    fn remember(result: &Result<ChargeReceipt, BalanceError>) -> Option<Answer> {
+        render(StatusCode::OK, result)
     }
 
     /// Holds the balances, decides in order, writes all at once.
-    async fn decide_all(
+    async fn run_all(
         conn: &mut dyn Conn,
         charges: &[&Charging],
     ) -> Result<Vec<Result<ChargeReceipt, BalanceError>>, StoreError> {

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use super::service::{self, BalanceView, ChargeReceipt, HistoryEntry, Limits};
 use crate::app::AppState;
 use crate::bounds;
-use crate::http::answer::{render, respond};
+use crate::http::answer::respond;
 use crate::http::extract::{IdempotencyKeyParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_PAGE};
 use crate::http::{AuthUser, IdempotencyHeader, Json, WriteUser};
@@ -108,7 +108,6 @@ async fn charge(
         user,
         request.amount,
         key,
-        |result| render(StatusCode::OK, result),
     )
     .await;
     respond(StatusCode::OK, outcome)

@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 
 use super::service::{CouponError, UserCoupon};
+use crate::idempotency::IdempotencyError;
 use crate::ids::{CouponId, UserId};
 use crate::store::coupon::{CouponRow, NewUserCouponRow, UserCouponRow};
-use crate::store::{Conn, Row, Shared, StoreError};
+use crate::store::{Conn, Row, Shared, StoreError, WriteKind};
 
 /// One user asking for one coupon of a campaign.
 pub(super) struct Issuing {
@@ -24,8 +25,9 @@ pub(super) struct Issuing {
 
 #[async_trait]
 impl Shared for Issuing {
-    type Output = Result<UserCoupon, CouponError>;
-    const LOCK_ORDER: u8 = 2;
+    type Value = UserCoupon;
+    type Error = CouponError;
+    const KIND: WriteKind = WriteKind::CouponIssues;
 
     fn rows(&self, rows: &mut Vec<Row>) {
         rows.push(Row::Coupon(self.coupon.get()));
@@ -34,7 +36,7 @@ impl Shared for Issuing {
     async fn run_all(
         conn: &mut dyn Conn,
         issues: &[&Issuing],
-    ) -> Result<Vec<Self::Output>, StoreError> {
+    ) -> Result<Vec<Result<UserCoupon, CouponError>>, StoreError> {
         let mut ids: Vec<CouponId> = issues.iter().map(|i| i.coupon).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -88,9 +90,13 @@ impl Shared for Issuing {
             })
             .collect())
     }
+}
 
-    fn failed(error: StoreError) -> Self::Output {
-        Err(error.into())
+/// Issues take no `Idempotency-Key` (one per user is their own guard), so no key is ever
+/// reused here; the pipeline's bound asks for the conversion all the same.
+impl From<IdempotencyError> for CouponError {
+    fn from(error: IdempotencyError) -> Self {
+        CouponError::Invalid(error.to_string())
     }
 }
 

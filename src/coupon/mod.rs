@@ -4,9 +4,11 @@
 mod issuing;
 mod routes;
 mod service;
+mod usable;
 
 pub use routes::routes;
 pub use service::{
     create, get, issue, list_mine, Coupon, CouponError, DiscountType, NewCoupon, SoldOut, Terms,
     UserCoupon, UserCouponStatus,
 };
+pub use usable::{redeem, usable};

@@ -147,7 +147,7 @@ impl UserCoupon {
     pub(super) fn at(row: UserCouponRow, now: DateTime<Utc>) -> Self {
         let status = match row.used_at {
             Some(_) => UserCouponStatus::Used,
-            None if row.expires_at <= now => UserCouponStatus::Expired,
+            None if !super::usable::open(false, row.expires_at, now) => UserCouponStatus::Expired,
             None => UserCouponStatus::Available,
         };
         UserCoupon {
@@ -308,6 +308,7 @@ pub async fn issue(
             now,
         })
         .await
+        .unkeyed()
     };
     let outcome = match &result {
         Ok(issued) => {

@@ -1,20 +1,22 @@
-//! Cancelling an order: the seed's compensation offered as a user action. One transaction
-//! marks the order cancelled (at most once under any concurrency), returns every line to
+//! Cancelling an order: the seed's compensation offered as a user action. One savepoint of the
+//! committer's transaction marks the order cancelled (at most once under any concurrency), returns every line to
 //! stock, makes the coupon usable again, refunds the balance and records the event that takes
 //! the order's sales off the data platform's figures.
 
+use async_trait::async_trait;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
+use super::events::{self, OrderEvent};
 use super::service::{settle, Order, OrderError};
 use crate::app::AppState;
-use crate::events::{OrderCancelled, SoldItem, ORDER_CANCELLED};
-use crate::idempotency::{self, Attempt, IdempotencyKey, Outcome, Render};
+use crate::http::answer::render;
+use crate::idempotency::{Answer, Attempt, IdempotencyKey, Outcome};
 use crate::ids::{OrderId, ProductId, UserCouponId, UserId};
 use crate::money::Won;
-use crate::outbox;
 use crate::store::order::{OrderRow, OrderStatus};
-use crate::store::{Conn, StoreError};
+use crate::store::{close_savepoint, Conn, Row, Shared, StoreError, WriteKind};
 
 /// Who cancels: the owner within the cancellation window, or an admin, any order, any time.
 #[derive(Debug, Clone, Copy)]
@@ -38,35 +40,25 @@ impl Canceller {
     }
 }
 
-/// Cancels order `id` in one transaction. Honours an idempotency key.
+/// Cancels order `id`: run by the committer with the cancellations waiting at the same moment,
+/// one after another (see [`Cancelling`]). Honours an idempotency key.
 pub async fn cancel(
     state: &AppState,
     by: Canceller,
     id: OrderId,
     key: Option<IdempotencyKey>,
-    render: Render<Order, OrderError>,
 ) -> Outcome<Order, OrderError> {
     let attempt = key.map(|key| Attempt::new(by.user(), key, by.operation(), &id.get()));
-    let now = state.clock.now();
-    let window = state.settings.order_cancel_window;
-    // Taken here: on SQLite the write runs in its batch's span, not the request's.
-    let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
-    let outcome: Outcome<Order, OrderError> = state
-        .db
-        .write(move |conn| {
-            let attempt = attempt.clone();
-            let traceparent = traceparent.clone();
-            Box::pin(async move {
-                idempotency::once(conn, attempt.as_ref(), now, render, move |conn| {
-                    Box::pin(async move {
-                        execute(conn, by, id, window, now, traceparent.as_deref()).await
-                    })
-                })
-                .await
-            })
-        })
-        .await
-        .into();
+    let cancelling = Cancelling {
+        by,
+        id,
+        window: state.settings.order_cancel_window,
+        now: state.clock.now(),
+        attempt,
+        // Taken here: the write runs in its batch's span, not the request's.
+        traceparent: crate::telemetry::traceparent(&tracing::Span::current()),
+    };
+    let outcome = state.db.write_shared(cancelling).await;
     settle(
         state,
         &outcome,
@@ -76,16 +68,59 @@ pub async fn cancel(
     outcome
 }
 
-/// The steps of a cancellation, inside the caller's transaction. Lock order, as for placing
-/// an order after the order row itself: products ascending, then the coupon, then the balance.
-async fn execute(
-    conn: &mut dyn Conn,
+/// One cancellation, as its request asked.
+struct Cancelling {
     by: Canceller,
     id: OrderId,
     window: Duration,
     now: DateTime<Utc>,
-    traceparent: Option<&str>,
-) -> Result<Order, OrderError> {
+    attempt: Option<Attempt>,
+    traceparent: Option<String>,
+}
+
+#[async_trait]
+impl Shared for Cancelling {
+    type Value = Order;
+    type Error = OrderError;
+    const KIND: WriteKind = WriteKind::Cancellations;
+
+    /// Which rows are unknown before the order is read: a row held elsewhere answers this
+    /// cancellation alone (see `run_all`).
+    fn rows(&self, _rows: &mut Vec<Row>) {}
+
+    fn attempt(&self) -> Option<&Attempt> {
+        self.attempt.as_ref()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    fn remember(result: &Result<Order, OrderError>) -> Option<Answer> {
+        render(StatusCode::OK, result)
+    }
+
+    /// One after another, each in a savepoint: a refusal, or a row another session holds past
+    /// the lock timeout, undoes that cancellation alone and the others go on.
+    async fn run_all(
+        conn: &mut dyn Conn,
+        cancellations: &[&Cancelling],
+    ) -> Result<Vec<Result<Order, OrderError>>, StoreError> {
+        let mut results = Vec::with_capacity(cancellations.len());
+        for c in cancellations {
+            conn.savepoint().await?;
+            let result = execute(conn, c).await;
+            close_savepoint(conn, &result).await?;
+            results.push(result);
+        }
+        Ok(results)
+    }
+}
+
+/// The steps of a cancellation, inside the caller's transaction. Lock order, as for placing
+/// an order after the order row itself: products ascending, then the coupon, then the balance.
+async fn execute(conn: &mut dyn Conn, c: &Cancelling) -> Result<Order, OrderError> {
+    let (by, id, window, now) = (c.by, c.id, c.window, c.now);
     let mut order = conn
         .order(id)
         .await?
@@ -132,22 +167,15 @@ async fn execute(
             "the refund would take the balance past the largest amount that can be held".into(),
         ));
     }
-    let event = OrderCancelled {
+    let event = OrderEvent {
         order_id: id.get(),
         user_id: order.user_id,
         paid_at: order.created_at,
-        cancelled_at: now,
-        items: order
-            .items
-            .iter()
-            .map(|l| SoldItem {
-                product_id: l.product_id,
-                quantity: l.quantity,
-                amount: l.amount,
-            })
-            .collect(),
+        cancelled_at: Some(now),
+        lines: &order.items,
+        traceparent: c.traceparent.clone(),
     };
-    outbox::enqueue(conn, ORDER_CANCELLED, &event, now, traceparent).await?;
+    events::record(conn, &[event]).await?;
     order.status = OrderStatus::Cancelled;
     order.cancelled_at = Some(now);
     Ok(Order::from(order))

@@ -4,6 +4,7 @@
 //! of it in one transaction too.
 
 mod cancel;
+mod events;
 mod placing;
 mod pricing;
 mod request;

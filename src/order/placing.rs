@@ -7,22 +7,26 @@
 //! must reach the coupon's minimum, and the balance must cover what is left to pay.
 
 use async_trait::async_trait;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
+use super::events::{self, OrderEvent};
 use super::pricing::{price, Pricing, Unpriced};
 use super::request::OrderRequest;
 use super::service::{not_usable, view, Order, OrderError, OrderLine};
-use crate::coupon::Terms;
-use crate::events::{OrderPaid, SoldItem, ORDER_PAID};
-use crate::idempotency::{self, Attempt, Keyed, Outcome, Render};
+use crate::balance::debit;
+use crate::coupon::{redeem, usable};
+use crate::http::answer::render;
+use crate::idempotency::{Answer, Attempt};
 use crate::ids::{ProductId, UserCouponId, UserId};
 use crate::money::Won;
+use crate::product::stock;
 use crate::store::balance::PaymentRow;
 use crate::store::coupon::HeldCouponRow;
 use crate::store::order::{NewOrderRow, OrderLineRow};
 use crate::store::product::ProductRow;
-use crate::store::{Conn, Row, Shared, StoreError};
+use crate::store::{Conn, Row, Shared, StoreError, WriteKind};
 
 /// One order to place, as its request asked.
 pub(super) struct Placing {
@@ -30,7 +34,6 @@ pub(super) struct Placing {
     pub request: OrderRequest,
     pub attempt: Option<Attempt>,
     pub now: DateTime<Utc>,
-    pub render: Render<Order, OrderError>,
     /// Its request's `traceparent`: the batch runs in a span of its own, and the order's event
     /// belongs to the request's trace.
     pub traceparent: Option<String>,
@@ -38,8 +41,9 @@ pub(super) struct Placing {
 
 #[async_trait]
 impl Shared for Placing {
-    type Output = Outcome<Order, OrderError>;
-    const LOCK_ORDER: u8 = 0;
+    type Value = Order;
+    type Error = OrderError;
+    const KIND: WriteKind = WriteKind::Orders;
 
     fn rows(&self, rows: &mut Vec<Row>) {
         rows.extend(
@@ -56,23 +60,6 @@ impl Shared for Placing {
         rows.push(Row::Balance(self.user.get()));
     }
 
-    async fn run_all(
-        conn: &mut dyn Conn,
-        orders: &[&Placing],
-    ) -> Result<Vec<Self::Output>, StoreError> {
-        idempotency::decide_keyed(conn, orders).await
-    }
-
-    fn failed(error: StoreError) -> Self::Output {
-        Outcome::Fresh(Err(error.into()))
-    }
-}
-
-#[async_trait]
-impl Keyed for Placing {
-    type Value = Order;
-    type Error = OrderError;
-
     fn attempt(&self) -> Option<&Attempt> {
         self.attempt.as_ref()
     }
@@ -81,12 +68,12 @@ impl Keyed for Placing {
         self.now
     }
 
-    fn render(&self) -> Render<Order, OrderError> {
-        self.render
+    fn remember(result: &Result<Order, OrderError>) -> Option<Answer> {
+        render(StatusCode::CREATED, result)
     }
 
     /// Locks, decides in order, writes all at once.
-    async fn decide_all(
+    async fn run_all(
         conn: &mut dyn Conn,
         orders: &[&Placing],
     ) -> Result<Vec<Result<Order, OrderError>>, StoreError> {
@@ -146,13 +133,11 @@ impl Locked {
                 .products
                 .get(&id)
                 .ok_or(OrderError::ProductNotFound(id.get()))?;
-            if product.stock < quantity {
-                return Err(OrderError::OutOfStock {
-                    product_id: id.get(),
-                    requested: quantity,
-                    available: product.stock,
-                });
-            }
+            stock::check(product, quantity).map_err(|short| OrderError::OutOfStock {
+                product_id: id.get(),
+                requested: quantity,
+                available: short.available,
+            })?;
             lines.push(OrderLineRow {
                 product_id: id.get(),
                 name: product.name.clone(),
@@ -166,8 +151,7 @@ impl Locked {
             Some(id) => Some(
                 self.coupons
                     .get(&id)
-                    .filter(|c| c.user_id == user.get() && !c.used && c.expires_at > now)
-                    .map(|c| Terms::from(c.terms))
+                    .and_then(|c| usable(c, user, now))
                     .ok_or_else(|| {
                         not_usable(id, "it is not yours, already used, or expired".into())
                     })?,
@@ -192,24 +176,21 @@ impl Locked {
             None
         } else {
             let balance = self.balances.get(&user).copied();
-            match balance.filter(|b| *b >= pricing.paid) {
-                Some(balance) => Some(balance - pricing.paid),
-                None => {
-                    return Err(OrderError::InsufficientBalance {
-                        balance: balance.unwrap_or(Won::ZERO).get(),
-                        required: pricing.paid.get(),
-                    })
-                }
-            }
+            let after =
+                debit(balance, pricing.paid).map_err(|short| OrderError::InsufficientBalance {
+                    balance: short.balance.get(),
+                    required: pricing.paid.get(),
+                })?;
+            Some(after)
         };
 
         for (id, quantity) in order.request.lines() {
             if let Some(product) = self.products.get_mut(id) {
-                product.stock -= quantity;
+                stock::take(product, *quantity);
             }
         }
         if let Some(held) = coupon.and_then(|id| self.coupons.get_mut(&id)) {
-            held.used = true;
+            redeem(held);
         }
         if let Some(after) = balance_after {
             self.balances.insert(user, after);
@@ -309,31 +290,19 @@ async fn placed(
     if !payments.is_empty() {
         conn.record_payments(&payments).await?;
     }
-    let events = accepted
+    let events: Vec<OrderEvent> = accepted
         .iter()
         .zip(&ids)
-        .map(|((order, a), id)| {
-            let event = OrderPaid {
-                order_id: id.get(),
-                user_id: order.user.get(),
-                paid_at: order.now,
-                items: a
-                    .lines
-                    .iter()
-                    .map(|l| SoldItem {
-                        product_id: l.product_id,
-                        quantity: l.quantity,
-                        amount: l.amount,
-                    })
-                    .collect(),
-            };
-            let payload = serde_json::to_string(&event).map_err(StoreError::corrupt)?;
-            Ok((payload, order.now, order.traceparent.clone()))
+        .map(|((order, a), id)| OrderEvent {
+            order_id: id.get(),
+            user_id: order.user.get(),
+            paid_at: order.now,
+            cancelled_at: None,
+            lines: &a.lines,
+            traceparent: order.traceparent.clone(),
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    if !events.is_empty() {
-        conn.insert_events(ORDER_PAID, &events).await?;
-    }
+        .collect();
+    events::record(conn, &events).await?;
 
     let mut ids = ids.into_iter();
     Ok(live

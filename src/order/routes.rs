@@ -12,7 +12,7 @@ use super::request::{OrderRequest, MAX_LINES, MAX_QUANTITY};
 use super::service::{self, Order};
 use crate::app::AppState;
 use crate::bounds;
-use crate::http::answer::{render, respond};
+use crate::http::answer::respond;
 use crate::http::extract::{IdParam, IdempotencyKeyParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
 use crate::http::{Admin, AuthUser, IdempotencyHeader, Json, PathId, Problem, WriteUser};
@@ -113,10 +113,7 @@ async fn place_order(
         Ok(request) => request,
         Err(error) => return Problem::from(error).into_response(),
     };
-    let outcome = service::place(&app, user, request, key, |result| {
-        render(StatusCode::CREATED, result)
-    })
-    .await;
+    let outcome = service::place(&app, user, request, key).await;
     respond(StatusCode::CREATED, outcome)
 }
 
@@ -224,6 +221,6 @@ async fn cancel_as(
     id: OrderId,
     key: Option<IdempotencyKey>,
 ) -> Response {
-    let outcome = cancel::cancel(app, by, id, key, |result| render(StatusCode::OK, result)).await;
+    let outcome = cancel::cancel(app, by, id, key).await;
     respond(StatusCode::OK, outcome)
 }

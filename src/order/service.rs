@@ -9,7 +9,7 @@ use super::request::OrderRequest;
 use crate::app::AppState;
 use crate::events::SoldItem;
 use crate::http::ErrorCode;
-use crate::idempotency::{Attempt, IdempotencyError, IdempotencyKey, Outcome, Render};
+use crate::idempotency::{Attempt, IdempotencyError, IdempotencyKey, Outcome};
 use crate::ids::{OrderId, ProductId, UserCouponId, UserId};
 use crate::page::{Page, PageRequest};
 use crate::store::order::{OrderLineRow, OrderRow, OrderStatus};
@@ -135,7 +135,6 @@ pub async fn place(
     user: UserId,
     request: OrderRequest,
     key: Option<IdempotencyKey>,
-    render: Render<Order, OrderError>,
 ) -> Outcome<Order, OrderError> {
     let attempt = key.map(|key| Attempt::new(user, key, "POST /orders", &request));
     let placing = Placing {
@@ -143,7 +142,6 @@ pub async fn place(
         request,
         attempt,
         now: state.clock.now(),
-        render,
         traceparent: crate::telemetry::traceparent(&tracing::Span::current()),
     };
     let outcome = state.db.write_shared(placing).await;

@@ -31,19 +31,6 @@ impl Signal {
     }
 }
 
-/// Records an event in the caller's transaction, with the W3C `traceparent` of the request
-/// that caused it; the relay delivers it after commit.
-pub async fn enqueue(
-    conn: &mut dyn Conn,
-    topic: &str,
-    payload: &impl serde::Serialize,
-    now: DateTime<Utc>,
-    traceparent: Option<&str>,
-) -> Result<i64, StoreError> {
-    let payload = serde_json::to_string(payload).map_err(StoreError::corrupt)?;
-    conn.insert_event(topic, &payload, now, traceparent).await
-}
-
 /// Events written but not yet delivered.
 pub async fn backlog(db: &Db) -> Result<i64, StoreError> {
     db.read().await?.outbox_backlog().await

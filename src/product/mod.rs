@@ -3,6 +3,7 @@
 mod cache;
 mod routes;
 mod service;
+pub mod stock;
 
 pub use cache::ProductCache;
 pub use routes::routes;

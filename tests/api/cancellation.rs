@@ -485,7 +485,48 @@ async fn a_cancel_committed_before_a_crash_reaches_the_platform_after_restart(ba
     assert_eq!(ranking(&popular(&app).await), vec![(a, 1)]);
 }
 
+/// Retries of one keyed cancellation that arrive together (so in one batch of the committer)
+/// and retries of another order's cancellation with the same key: the key's first cancellation
+/// is carried out once and every retry of it answers its bytes; the other order's hears 422.
+async fn keyed_cancels_arriving_together_run_once_and_replay(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let mug = app.product("Mug", 1000, 10).await;
+    app.charge(7, 10_000).await;
+    let body = json!({"items": [{"product_id": mug, "quantity": 2}]});
+    let first = placed(&app, 7, body.clone()).await;
+    let second = placed(&app, 7, body).await;
+    let token = app.token(7);
+    let answers = concurrently((0..10).map(|_| {
+        app.post(&format!("/api/v1/orders/{first}/cancel"))
+            .token(&token)
+            .header("Idempotency-Key", "cancel-together")
+    }))
+    .await;
+    assert_eq!(count_status(&answers, StatusCode::OK), 10);
+    assert!(answers.iter().all(|a| a.text == answers[0].text));
+    app.post(&format!("/api/v1/orders/{second}/cancel"))
+        .token(&token)
+        .header("Idempotency-Key", "cancel-together")
+        .send()
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(stock(&app, mug).await, 8);
+    assert_eq!(app.balance(7).await, 8_000);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM balance_history WHERE kind = 'REFUND'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM outbox WHERE topic = 'order.cancelled'")
+            .await,
+        1
+    );
+    assert_balances_match_history(app.raw()).await;
+}
+
 on_both_backends!(
+    keyed_cancels_arriving_together_run_once_and_replay,
     a_cancel_restores_stock_coupon_and_balance,
     twenty_concurrent_cancels_refund_once,
     cancels_racing_new_orders_never_oversell,

@@ -136,6 +136,125 @@ async fn a_write_whose_caller_left_is_never_started() {
     assert_eq!(orders, 0, "the order of a caller who left was carried out");
 }
 
+/// A session holds the row of a product in an order being cancelled: the cancellation (which
+/// cannot know its rows before reading the order) meets the lock in the committer's batch, is
+/// undone alone and answered 503 at the lock timeout, well before the deadline, while orders in
+/// the same moment go through; once the row is free nothing of that cancellation happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancellation_behind_a_held_row_is_refused_in_time_and_never_carried_out() {
+    if !postgres_available().await {
+        return;
+    }
+    let app = TestApp::new(Backend::Postgres).await;
+    let held = app.product("Held", 1_000, 10).await;
+    let free = app.product("Free", 1_000, 100).await;
+    for user in 1..=9 {
+        app.charge(user, 10_000).await;
+    }
+    let instance = app.batching_instance(batching(64)).await;
+    let placed = app
+        .post_to(&instance, "/api/v1/orders")
+        .token(&app.token(1))
+        .json(order(held))
+        .send()
+        .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.text);
+    let id = placed.body["id"].as_i64().unwrap();
+
+    let lock = hold_product_row(&app, held).await;
+    let locked_at = Instant::now();
+    let cancel = app
+        .post_to(&instance, &format!("/api/v1/orders/{id}/cancel"))
+        .token(&app.token(1))
+        .header("Idempotency-Key", "cancel-held");
+    let orders = (2..=9).map(|user| {
+        app.post_to(&instance, "/api/v1/orders")
+            .token(&app.token(user))
+            .json(order(free))
+    });
+    let answers = concurrently(std::iter::once(cancel).chain(orders)).await;
+    let answered_within = locked_at.elapsed();
+    assert!(
+        answered_within < DEADLINE,
+        "the cancellation held up its batch (took {answered_within:?})"
+    );
+    answers[0].assert_problem(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE");
+    for answer in &answers[1..] {
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    }
+    lock.rollback().await.expect("release the row");
+    // Long enough for a cancellation that was only delayed to land.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let status = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM orders WHERE id = {id} AND status = 'PAID'"
+        ))
+        .await;
+    assert_eq!(status, 1, "the refused cancellation was carried out later");
+    assert_eq!(
+        app.scalar(&format!("SELECT stock FROM products WHERE id = {held}"))
+            .await,
+        9
+    );
+    assert_eq!(app.balance(1).await, 9_000);
+    // A 503 is not remembered: the retry with the same key cancels now.
+    let retried = app
+        .post_to(&instance, &format!("/api/v1/orders/{id}/cancel"))
+        .token(&app.token(1))
+        .header("Idempotency-Key", "cancel-held")
+        .send()
+        .await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
+    assert_eq!(app.balance(1).await, 10_000);
+}
+
+/// A lone write (an admin's stock change) that meets a row another session holds is undone in
+/// its savepoint and answered 503 at the lock timeout, long before its deadline; the orders
+/// queued beside it commit, and the change never happens once the row is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lone_write_behind_a_held_row_is_refused_in_time_and_never_carried_out() {
+    if !postgres_available().await {
+        return;
+    }
+    let app = TestApp::new(Backend::Postgres).await;
+    let held = app.product("Held", 1_000, 10).await;
+    let free = app.product("Free", 1_000, 100).await;
+    for user in 1..=8 {
+        app.charge(user, 10_000).await;
+    }
+    let lock = hold_product_row(&app, held).await;
+    let locked_at = Instant::now();
+    let change = app
+        .patch(&format!("/api/v1/admin/products/{held}"))
+        .token(&app.admin())
+        .json(json!({"stock": 50}));
+    let orders = (1..=8).map(|user| {
+        app.post("/api/v1/orders")
+            .token(&app.token(user))
+            .json(order(free))
+    });
+    let answers = concurrently(std::iter::once(change).chain(orders)).await;
+    let answered_within = locked_at.elapsed();
+    assert!(
+        answered_within < Duration::from_secs(2),
+        "the lone write held up its batch (took {answered_within:?})"
+    );
+    answers[0].assert_problem(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE");
+    for answer in &answers[1..] {
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    }
+    lock.rollback().await.expect("release the row");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stock = |id| format!("SELECT stock FROM products WHERE id = {id}");
+    assert_eq!(
+        app.scalar(&stock(held)).await,
+        10,
+        "the refused change landed later"
+    );
+    assert_eq!(app.scalar(&stock(free)).await, 92);
+}
+
 crate::on_both_backends!(more_writes_than_fit_in_the_deadline_are_refused_at_once);
 
 /// One write per commit and a short deadline: far more concurrent orders than can commit in

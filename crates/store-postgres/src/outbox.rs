@@ -16,26 +16,6 @@ struct Pending {
 
 #[async_trait]
 impl OutboxStore for PgConn {
-    async fn insert_event(
-        &mut self,
-        topic: &str,
-        payload: &str,
-        now: DateTime<Utc>,
-        traceparent: Option<&str>,
-    ) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO outbox (topic, payload, created_at, traceparent) VALUES ($1, $2, $3, $4)
-             RETURNING id",
-        )
-        .bind(topic)
-        .bind(payload)
-        .bind(now)
-        .bind(traceparent)
-        .fetch_one(&mut self.0)
-        .await
-        .map_err(db)?)
-    }
-
     async fn insert_events(&mut self, topic: &str, events: &[NewEvent]) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO outbox (topic, payload, created_at, traceparent)

@@ -9,21 +9,6 @@ use commerce_store::StoreError;
 
 #[async_trait]
 impl OutboxStore for SqliteConn {
-    async fn insert_event(
-        &mut self,
-        topic: &str,
-        payload: &str,
-        now: DateTime<Utc>,
-        traceparent: Option<&str>,
-    ) -> Result<i64, StoreError> {
-        self.one(
-            "INSERT INTO outbox (topic, payload, created_at, traceparent) VALUES (?1, ?2, ?3, ?4)
-             RETURNING id",
-            params![topic, payload, micros(now), traceparent],
-            |r| r.get(0),
-        )
-    }
-
     async fn insert_events(&mut self, topic: &str, events: &[NewEvent]) -> Result<(), StoreError> {
         self.run(
             "INSERT INTO outbox (topic, payload, created_at, traceparent)

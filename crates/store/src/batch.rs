@@ -8,22 +8,25 @@
 //! that order, commits once, and only then answers them all. A lone write is committed at once.
 //!
 //! A batch holds two kinds of work:
-//! - a [`Shared`] write (an order, a coupon issue) runs set-based together with the writes of
-//!   its kind next to it: one statement per table for all of them, the business rules decided
-//!   in Rust over the locked rows, a refusal simply writing nothing;
-//! - any other write runs alone in a savepoint, so its refusal is undone alone.
+//! - a [`Shared`] write (an order, a charge, a coupon issue, a cancellation) runs together with
+//!   the writes of its kind next to it: its key claimed and its answer stored by the committer,
+//!   the business rules decided in Rust over the locked rows, a refusal writing nothing;
+//! - any other write (admin, housekeeping) runs alone in a savepoint, so its refusal is undone
+//!   alone.
 
-use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use opentelemetry::trace::SpanContext;
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+use crate::idempotency::Outcome;
 use crate::queue::Slot;
-use crate::{Conn, Fault, Row, StoreError, StoreFault, WRITE_DEADLINE};
+use crate::{
+    Conn, Fault, Row, Shared, SharedOutcome, StoreError, StoreFault, WriteKind, WRITE_DEADLINE,
+};
 
 /// Most writes in one transaction unless set (`COMMERCE_WRITE_BATCH`). A committer takes
 /// whatever waits up to this, so batches are sized by demand: a quiet shop commits each write
@@ -59,36 +62,12 @@ impl Default for Batching {
     }
 }
 
-/// Writes of one kind that run together, set-based. `run_all` sees every such write of a batch
-/// in arrival order, inside the batch's transaction: it locks the rows they need (in the global
-/// order of the schema: products, then user coupons, then balances, then coupon campaigns, so
-/// two batches never deadlock), decides each write in turn against the locked state, and
-/// writes the effect of all of them with a few statements.
-#[async_trait]
-pub trait Shared: Send + Sync + Sized + 'static {
-    type Output: Send + 'static;
-
-    /// Where this kind's locks come in the schema's order: a batch runs its kinds in this
-    /// order (orders 0, charges 1, coupon issues 2), so its locks follow it whatever the arrival order.
-    const LOCK_ORDER: u8;
-
-    /// The rows this write will lock, so the committer can tell which writes a lock held
-    /// elsewhere blocks.
-    fn rows(&self, rows: &mut Vec<Row>);
-
-    /// One output per item, in order. `Err` fails the whole batch (a storage failure).
-    async fn run_all(conn: &mut dyn Conn, items: &[&Self])
-        -> Result<Vec<Self::Output>, StoreError>;
-
-    /// What the caller hears when the batch failed.
-    fn failed(error: StoreError) -> Self::Output;
-}
-
-/// What one lone write did to the batch.
+/// What one write run in a savepoint did to the batch.
 pub(crate) enum Step {
     /// Done: its changes stay.
     Keep,
-    /// Refused (a business rule, a unique key, a bug): its changes are undone, the batch goes on.
+    /// Refused (a business rule, a unique key, a bug, a row held elsewhere): its changes are
+    /// undone, the batch goes on.
     Undo,
     /// The transaction itself failed (disk full, I/O error, busy): the batch cannot commit.
     Abort(StoreError),
@@ -101,7 +80,7 @@ type RunShared =
 /// A queued write with its result type erased, so one batch can hold writes of every kind.
 pub(crate) trait Job: Send {
     /// For a [`Shared`] write: its kind and how writes of that kind run together.
-    fn shared(&self) -> Option<(u8, TypeId, RunShared)>;
+    fn shared(&self) -> Option<(WriteKind, RunShared)>;
     /// Runs a lone write in the batch's transaction.
     fn run<'a>(&'a mut self, conn: &'a mut dyn Conn) -> BoxFuture<'a, Step>;
     /// Its result, when its run was undone as a whole (a bug in a shared run).
@@ -206,7 +185,7 @@ where
     E: From<StoreError> + StoreFault + Send + 'static,
     F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
 {
-    fn shared(&self) -> Option<(u8, TypeId, RunShared)> {
+    fn shared(&self) -> Option<(WriteKind, RunShared)> {
         None
     }
 
@@ -217,14 +196,7 @@ where
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| Err(StoreError::new(Fault::Bug, "a write panicked").into()));
-            let step = match result.as_ref().err().map(StoreFault::store_error) {
-                None => Step::Keep,
-                Some(None) => Step::Undo,
-                Some(Some(error)) => match error.fault() {
-                    Fault::UniqueViolation | Fault::Bug => Step::Undo,
-                    _ => Step::Abort(copy(error)),
-                },
-            };
+            let step = step(&result);
             self.reply.result = Some(result);
             step
         })
@@ -254,12 +226,12 @@ where
 /// A write that runs set-based with the others of its kind.
 pub(crate) struct Together<W: Shared> {
     pub item: W,
-    pub reply: Reply<W::Output>,
+    pub reply: Reply<SharedOutcome<W>>,
 }
 
 impl<W: Shared> Job for Together<W> {
-    fn shared(&self) -> Option<(u8, TypeId, RunShared)> {
-        Some((W::LOCK_ORDER, TypeId::of::<W>(), run_together::<W>))
+    fn shared(&self) -> Option<(WriteKind, RunShared)> {
+        Some((W::KIND, run_together::<W>))
     }
 
     fn run<'a>(&'a mut self, _conn: &'a mut dyn Conn) -> BoxFuture<'a, Step> {
@@ -268,11 +240,11 @@ impl<W: Shared> Job for Together<W> {
     }
 
     fn fail(&mut self, error: StoreError) {
-        self.reply.result = Some(W::failed(error));
+        self.reply.result = Some(failed::<W>(error));
     }
 
     fn answer(self: Box<Self>, batch: Result<(), &StoreError>) {
-        self.reply.send(batch, W::failed);
+        self.reply.send(batch, failed::<W>);
     }
 
     fn rows(&self) -> Vec<Row> {
@@ -300,7 +272,7 @@ fn run_together<'a, W: Shared>(
             .filter_map(|job| job.as_any().downcast_mut::<Together<W>>())
             .collect();
         let items: Vec<&W> = writes.iter().map(|w| &w.item).collect();
-        let outputs = AssertUnwindSafe(W::run_all(conn, &items))
+        let outputs = AssertUnwindSafe(crate::idempotency::run_keyed(conn, &items))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(StoreError::new(Fault::Bug, "a shared write panicked")))?;
@@ -312,6 +284,40 @@ fn run_together<'a, W: Shared>(
         }
         Ok(())
     })
+}
+
+/// What the caller of a shared write hears when its batch failed.
+pub(crate) fn failed<W: Shared>(error: StoreError) -> SharedOutcome<W> {
+    Outcome::Fresh(Err(error.into()))
+}
+
+/// What a write run alone in a savepoint does to the batch: a refusal, a unique key, a bug and
+/// a row held by another session past the lock timeout (so the other writes do not wait for
+/// it; its caller hears 503 and it is not carried out) undo it alone; any other storage
+/// failure fails the transaction.
+pub(crate) fn step<T, E: StoreFault>(result: &Result<T, E>) -> Step {
+    match result.as_ref().err().map(StoreFault::store_error) {
+        None => Step::Keep,
+        Some(None) => Step::Undo,
+        Some(Some(error)) => match error.fault() {
+            Fault::UniqueViolation | Fault::Bug | Fault::LockHeld => Step::Undo,
+            _ => Step::Abort(copy(error)),
+        },
+    }
+}
+
+/// Closes the savepoint a write ran in as its `result` says (see [`step`]): kept, undone
+/// alone, or `Err`, failing the batch. For shared kinds whose writes run one after another,
+/// each in a savepoint (cancellations).
+pub async fn close_savepoint<T, E: StoreFault>(
+    conn: &mut dyn Conn,
+    result: &Result<T, E>,
+) -> Result<(), StoreError> {
+    match step(result) {
+        Step::Keep => conn.release_savepoint().await,
+        Step::Undo => conn.rollback_to_savepoint().await,
+        Step::Abort(error) => Err(error),
+    }
 }
 
 /// The same failure for each write of a failed batch.
@@ -326,10 +332,14 @@ pub(crate) async fn run_batch(
     conn: &mut dyn Conn,
     jobs: &mut [Box<dyn Job>],
 ) -> Result<(), StoreError> {
-    jobs.sort_by_key(|job| job.shared().map_or(u8::MAX, |(order, _, _)| order));
+    // Lone writes last (`None` sorts first, hence the flag).
+    jobs.sort_by_key(|job| {
+        let kind = job.shared().map(|(kind, _)| kind);
+        (kind.is_none(), kind)
+    });
     let mut start = 0;
     while start < jobs.len() {
-        let Some((_, kind, run)) = jobs[start].shared() else {
+        let Some((kind, run)) = jobs[start].shared() else {
             run_lone(conn, &mut *jobs[start]).await?;
             start += 1;
             continue;
@@ -337,7 +347,7 @@ pub(crate) async fn run_batch(
         let end = start
             + jobs[start..]
                 .iter()
-                .take_while(|job| job.shared().is_some_and(|(_, k, _)| k == kind))
+                .take_while(|job| job.shared().is_some_and(|(k, _)| k == kind))
                 .count();
         let run_of = &mut jobs[start..end];
         conn.savepoint().await?;

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Mutex as TurnLock, OwnedMutexGuard};
 use tracing::Instrument;
 
-use crate::batch::{run_batch, Batching, Job, Lone, Reply, Together};
+use crate::batch::{failed, run_batch, Batching, Job, Lone, Reply, Together};
 use crate::parking::Parking;
 use crate::queue::Watch;
 use crate::retry::backoff;
 use crate::source::Source;
-use crate::{Conn, Fault, Row, Shared, StoreError, StoreFault};
+use crate::{Conn, Fault, Row, Shared, SharedOutcome, StoreError, StoreFault};
 
 /// How long a probe for held rows may take; past it the rows count as still held.
 pub const PROBE_WAIT: Duration = Duration::from_secs(1);
@@ -156,8 +156,8 @@ impl Committer {
     }
 
     /// Queues `item` to run with the writes of its kind and waits until its batch committed.
-    pub async fn write_shared<W: Shared>(&self, item: W) -> W::Output {
-        self.queue(|reply| Box::new(Together { item, reply }), W::failed)
+    pub async fn write_shared<W: Shared>(&self, item: W) -> SharedOutcome<W> {
+        self.queue(|reply| Box::new(Together { item, reply }), failed::<W>)
             .await
     }
 

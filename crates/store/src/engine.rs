@@ -1,5 +1,5 @@
 //! What a backend crate provides beside [`Conn`]: its connections for reads, transactions of
-//! their own for writes that need not queue, migrations and upkeep. [`crate::Db`] holds one.
+//! their own for the outbox's delivery, migrations and upkeep. [`crate::Db`] holds one.
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
@@ -62,9 +62,10 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         self.read().await
     }
 
-    /// Transactions of their own for writes that need not queue, where writers run side by
-    /// side (PostgreSQL); `None` where every write queues for the committer (SQLite's one
-    /// writer).
+    /// Transactions of their own, beside the committer's, where writers run side by side
+    /// (PostgreSQL): only for delivering the outbox, whose claim (`FOR UPDATE SKIP LOCKED`)
+    /// must hold its rows across the network while writes go on. `None` with one writer
+    /// (SQLite). Every other write queues for the committer.
     fn lone_writes(&self) -> Option<&dyn LoneWrites>;
 
     fn pool_stats(&self) -> Vec<PoolStats>;

@@ -7,13 +7,14 @@
 //! rusqlite, its statements run synchronously on a writer thread of its own and on the caller's
 //! thread for reads. Backend differences live in those crates, nowhere else.
 //!
-//! Writes run through [`Db::write`] and [`Db::write_shared`]: one transaction, answered only
-//! after `COMMIT` succeeded. Orders, coupon issues and charges (`write_shared`, both backends)
-//! and on SQLite every write share their transaction with the writes waiting at that moment:
-//! see `batch`. A storage error inside it discards the connection (SQLite rolls a transaction
-//! back by itself on disk-full and I/O errors, so its state cannot be trusted), transient errors
-//! run the work again within [`WRITE_DEADLINE`], and the rest reach the caller classified (see
-//! [`Fault`]).
+//! Every write, on both backends, runs through the committer: [`Db::write`] (a lone write, in a
+//! savepoint) and [`Db::write_shared`] (orders, cancellations, charges, coupon issues, decided
+//! together) share one transaction with the writes waiting at that moment, answered only after
+//! `COMMIT` succeeded; keyed writes are claimed and remembered there (see `batch`,
+//! `idempotency`). A storage error inside it discards the connection (SQLite rolls a
+//! transaction back by itself on disk-full and I/O errors, so its state cannot be trusted),
+//! transient errors run the batch again within [`WRITE_DEADLINE`], and the rest reach the
+//! caller classified (see [`Fault`]).
 
 pub mod balance;
 mod batch;
@@ -30,17 +31,19 @@ pub mod product;
 mod queue;
 mod retry;
 mod rows;
+mod shared;
 mod source;
 #[cfg(feature = "rusqlite")]
 mod sqlite_values;
 mod trace;
 
-pub use batch::{Batching, Shared, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH};
+pub use batch::{close_savepoint, Batching, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH};
 pub use committer::{Committer, QueueLoad, PROBE_WAIT};
 pub use engine::{Backend, Engine, LoneWrites, PoolStats, ReadConn, Reader, Transaction};
 pub use error::{Fault, StoreError, StoreFault};
 pub use retry::WRITE_DEADLINE;
 pub use rows::Row;
+pub use shared::{Shared, SharedOutcome, WriteKind};
 pub use source::Source;
 
 use async_trait::async_trait;
@@ -51,7 +54,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use outbox::Event;
-use retry::Deadline;
 
 /// Everything a service can ask of a database connection, in or out of a transaction.
 #[async_trait]
@@ -88,8 +90,6 @@ pub struct Db {
     committer: Committer,
     /// Set while writes fail for lack of storage; a committed write clears it.
     writes_failing: Arc<AtomicBool>,
-    /// How long a write may take to start (see [`Batching::deadline`]).
-    deadline: Duration,
 }
 
 impl Db {
@@ -105,7 +105,6 @@ impl Db {
             engine: Arc::new(engine),
             committer: start(writes_failing.clone(), batching),
             writes_failing,
-            deadline: batching.deadline.min(WRITE_DEADLINE),
         }
     }
 
@@ -129,26 +128,23 @@ impl Db {
         self.engine.read_lagging().await
     }
 
-    /// Runs `work` in a transaction and commits it if `work` succeeds; `Ok` only once the
-    /// commit did. Transient failures run `work` again with jittered backoff until
-    /// [`WRITE_DEADLINE`]; other storage failures are answered at once. Where the backend has
-    /// one writer (SQLite) `work` shares its transaction with the other writes waiting, each in
-    /// a savepoint (see `batch`).
+    /// Runs `work` in a savepoint of the committer's next transaction, shared with the other
+    /// writes waiting (see `batch`); `Ok` only once that committed. Transient failures run the
+    /// batch again with jittered backoff within the write's deadline; a row held by another
+    /// session past the lock timeout answers this write alone with [`Fault::LockHeld`], undone.
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
         F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
         E: From<StoreError> + StoreFault + Send + 'static,
     {
-        match self.engine.lone_writes() {
-            Some(lone) => retrying(lone, self.deadline, &self.writes_failing, work).await,
-            None => self.committer.write(work).await,
-        }
+        self.committer.write(work).await
     }
 
     /// Runs `item` set-based together with the other writes of its kind waiting at that
-    /// moment, in one transaction on either backend (see `batch`); answered once it committed.
-    pub async fn write_shared<W: Shared>(&self, item: W) -> W::Output {
+    /// moment, its key claimed and its answer remembered (see `batch`, `idempotency`);
+    /// answered once it committed.
+    pub async fn write_shared<W: Shared>(&self, item: W) -> SharedOutcome<W> {
         self.committer.write_shared(item).await
     }
 
@@ -228,70 +224,5 @@ impl Db {
 
     pub async fn close(&self) {
         self.engine.close().await
-    }
-}
-
-/// Runs `work` in a transaction of its own, again after a transient failure until `deadline`,
-/// and keeps `writes_failing` up to date.
-async fn retrying<T, E, F>(
-    lone: &dyn LoneWrites,
-    deadline: Duration,
-    writes_failing: &AtomicBool,
-    mut work: F,
-) -> Result<T, E>
-where
-    F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>>,
-    E: From<StoreError> + StoreFault,
-{
-    let mut deadline = Deadline::start(deadline);
-    loop {
-        let outcome = in_transaction(lone, deadline.remaining(), &mut work).await;
-        let fault = outcome
-            .as_ref()
-            .err()
-            .and_then(|e| e.store_error())
-            .map(StoreError::fault);
-        match fault {
-            Some(Fault::Transient | Fault::LockHeld) => {
-                if let Some(pause) = deadline.next_pause() {
-                    metrics::counter!("db_transaction_retries_total").increment(1);
-                    tokio::time::sleep(pause).await;
-                    continue;
-                }
-            }
-            Some(Fault::Unavailable | Fault::OutcomeUnknown) => {
-                writes_failing.store(true, Ordering::Relaxed);
-            }
-            Some(Fault::UniqueViolation | Fault::Bug) => {}
-            None => writes_failing.store(false, Ordering::Relaxed),
-        }
-        return outcome;
-    }
-}
-
-/// One attempt of a write: begin, work, commit; a business rejection rolls back and keeps the
-/// connection, a storage error drops it (see [`Transaction`]).
-async fn in_transaction<T, E, F>(
-    lone: &dyn LoneWrites,
-    wait: Duration,
-    work: &mut F,
-) -> Result<T, E>
-where
-    F: for<'c> FnMut(&'c mut dyn Conn) -> BoxFuture<'c, Result<T, E>>,
-    E: From<StoreError> + StoreFault,
-{
-    let mut tx = lone.begin(wait).await?;
-    match work(tx.conn()).await {
-        Ok(value) => {
-            tx.commit().await?;
-            metrics::counter!("db_commits_total").increment(1);
-            Ok(value)
-        }
-        Err(error) => {
-            if error.store_error().is_none() {
-                tx.rollback().await;
-            }
-            Err(error)
-        }
     }
 }

@@ -20,15 +20,8 @@ pub type NewEvent = (String, DateTime<Utc>, Option<String>);
 
 #[async_trait]
 pub trait OutboxStore {
-    async fn insert_event(
-        &mut self,
-        topic: &str,
-        payload: &str,
-        now: DateTime<Utc>,
-        traceparent: Option<&str>,
-    ) -> Result<i64, StoreError>;
-
-    /// One event per entry, in order.
+    /// One event per entry, in order, in the caller's transaction: the one way into the
+    /// outbox; the relay delivers them after commit.
     async fn insert_events(&mut self, topic: &str, events: &[NewEvent]) -> Result<(), StoreError>;
 
     /// Events written but not yet delivered.

@@ -2,7 +2,7 @@
 //! session holds when a batch meets a lock it may not wait for.
 
 /// A locked row: its table and key. A batch locks these kinds in this order (see
-/// [`crate::Shared::LOCK_ORDER`]).
+/// [`crate::WriteKind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Row {
     Product(i64),
