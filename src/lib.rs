@@ -3,9 +3,7 @@
 
 pub mod app;
 pub mod balance;
-pub mod config;
 pub mod coupon;
-pub mod demo;
 pub mod events;
 pub mod http;
 pub mod idempotency;
@@ -16,4 +14,5 @@ pub mod product;
 pub mod store;
 pub mod telemetry;
 
+pub use app::config;
 pub use commerce_domain::{bounds, clock, ids, money, page};

@@ -233,6 +233,18 @@ impl From<&StoreError> for Problem {
     }
 }
 
+/// Answers a capability's owned error with `?`, through its `From<&Error> for Problem`.
+macro_rules! problem_by_value {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for $crate::http::Problem {
+            fn from(error: $error) -> Self {
+                (&error).into()
+            }
+        }
+    )*};
+}
+pub(crate) use problem_by_value;
+
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Self {
         (&error).into()

@@ -6,8 +6,9 @@
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-use super::service::{settle, Order, OrderError};
-use crate::app::AppState;
+use super::errors::OrderError;
+use super::model::Order;
+use super::service::{settle, OrderState};
 use crate::events::{OrderCancelled, SoldItem, ORDER_CANCELLED};
 use crate::idempotency::{self, Attempt, IdempotencyKey, Outcome, Render};
 use crate::ids::{OrderId, ProductId, UserCouponId, UserId};
@@ -40,7 +41,7 @@ impl Canceller {
 
 /// Cancels order `id` in one transaction. Honours an idempotency key.
 pub async fn cancel(
-    state: &AppState,
+    state: &OrderState,
     by: Canceller,
     id: OrderId,
     key: Option<IdempotencyKey>,
@@ -48,7 +49,7 @@ pub async fn cancel(
 ) -> Outcome<Order, OrderError> {
     let attempt = key.map(|key| Attempt::new(by.user(), key, by.operation(), &id.get()));
     let now = state.clock.now();
-    let window = state.settings.order_cancel_window;
+    let window = state.cancel_window;
     // Taken here: on SQLite the write runs in its batch's span, not the request's.
     let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
     let outcome: Outcome<Order, OrderError> = state

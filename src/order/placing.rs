@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
+use super::errors::OrderError;
+use super::model::{not_usable, view, Order, OrderLine};
 use super::pricing::{price, Pricing, Unpriced};
 use super::request::OrderRequest;
-use super::service::{not_usable, view, Order, OrderError, OrderLine};
 use crate::coupon::Terms;
 use crate::events::{OrderPaid, SoldItem, ORDER_PAID};
 use crate::idempotency::{self, Attempt, Keyed, Outcome, Render};
