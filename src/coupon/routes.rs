@@ -1,5 +1,4 @@
 use axum::extract::{FromRef, State};
-use axum::http::StatusCode;
 use std::borrow::Cow;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::schema::{AllOfBuilder, Discriminator, OneOfBuilder, Schema};
@@ -13,7 +12,9 @@ use super::service::{self, CouponState, NewCoupon, MAX_AMOUNT, MAX_RATE};
 use crate::bounds;
 use crate::http::extract::{IdParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
-use crate::http::{Admin, AuthUser, Json, JwtKeys, PathId, Problem, WriteLimiter, WriteUser};
+use crate::http::{
+    Admin, AuthUser, Created, Json, JwtKeys, PathId, Problem, WriteLimiter, WriteUser,
+};
 use crate::ids::CouponId;
 use crate::page::Page;
 
@@ -95,10 +96,9 @@ async fn issue_coupon(
     State(app): State<CouponState>,
     WriteUser(user): WriteUser,
     PathId(id): PathId<CouponId>,
-) -> Result<(StatusCode, Json<UserCoupon>), Problem> {
-    Ok((
-        StatusCode::CREATED,
-        Json(service::issue(&app.db, app.clock.as_ref(), &app.sold_out, user, id).await?),
+) -> Result<Created<UserCoupon>, Problem> {
+    Ok(Created(
+        service::issue(&app.db, app.clock.as_ref(), &app.sold_out, user, id).await?,
     ))
 }
 
@@ -145,10 +145,9 @@ async fn create_coupon(
     State(app): State<CouponState>,
     _: Admin,
     Json(new): Json<NewCoupon>,
-) -> Result<(StatusCode, Json<Coupon>), Problem> {
-    Ok((
-        StatusCode::CREATED,
-        Json(service::create(&app.db, app.clock.as_ref(), new).await?),
+) -> Result<Created<Coupon>, Problem> {
+    Ok(Created(
+        service::create(&app.db, app.clock.as_ref(), new).await?,
     ))
 }
 

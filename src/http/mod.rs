@@ -13,7 +13,7 @@ mod strict_json;
 mod write_limit;
 
 pub use auth::{Admin, AuthUser, JwtKeys};
-pub use extract::{IdempotencyHeader, Json, PathId, Query};
+pub use extract::{Created, IdempotencyHeader, Json, PathId, Query};
 pub use metrics::{builder as metrics_builder, recorder as metrics_recorder};
 pub use problem::{ErrorCode, Problem, ProblemBody};
 pub use write_limit::{WriteLimiter, WriteQuota, WriteUser};

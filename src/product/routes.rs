@@ -1,5 +1,4 @@
 use axum::extract::{FromRef, State};
-use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -7,7 +6,7 @@ use super::model::Product;
 use super::service::{self, NewProduct, ProductPatch, ProductState};
 use crate::http::extract::{IdParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
-use crate::http::{Admin, Json, JwtKeys, PathId, Problem};
+use crate::http::{Admin, Created, Json, JwtKeys, PathId, Problem};
 use crate::ids::ProductId;
 use crate::page::Page;
 
@@ -81,10 +80,9 @@ async fn create_product(
     State(app): State<ProductState>,
     _: Admin,
     Json(new): Json<NewProduct>,
-) -> Result<(StatusCode, Json<Product>), Problem> {
-    Ok((
-        StatusCode::CREATED,
-        Json(service::create(&app.db, app.clock.as_ref(), new).await?),
+) -> Result<Created<Product>, Problem> {
+    Ok(Created(
+        service::create(&app.db, app.clock.as_ref(), new).await?,
     ))
 }
 
