@@ -3,6 +3,7 @@
 mod background;
 pub mod config;
 pub mod demo;
+mod errors;
 mod ops;
 mod routes;
 mod state;

@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::config::Settings;
+use super::errors;
 use super::ops;
 use super::state::AppState;
 use crate::http::{extract, metrics, ErrorCode, Problem, ProblemBody};
@@ -54,8 +55,9 @@ pub fn openapi(settings: &Settings) -> utoipa::openapi::OpenApi {
     openapi
 }
 
-/// The served document states the running server's settings.
+/// The served document lists every error code and states the running server's settings.
 fn document_settings(openapi: &mut utoipa::openapi::OpenApi, settings: &Settings) {
+    errors::document_codes(openapi);
     balance::document_max_charge(openapi, settings.max_charge.get());
 }
 

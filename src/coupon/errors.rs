@@ -2,10 +2,17 @@
 
 use thiserror::Error;
 
-use crate::http::problem::problem_by_value;
+use crate::http::problem::{error_codes, problem_by_value};
 use crate::http::{ErrorCode, Problem};
 use crate::ids::CouponId;
 use crate::store::StoreError;
+
+error_codes! {
+    CouponNotFound "COUPON_NOT_FOUND" NOT_FOUND: "no such coupon";
+    CouponSoldOut "COUPON_SOLD_OUT" CONFLICT: "none left to issue";
+    CouponAlreadyIssued "COUPON_ALREADY_ISSUED" CONFLICT: "the user already holds one (one per user per coupon)";
+    CouponNotIssuable "COUPON_NOT_ISSUABLE" CONFLICT: "outside the issue window";
+}
 
 #[derive(Debug, Error)]
 pub enum CouponError {

@@ -2,10 +2,19 @@
 
 use thiserror::Error;
 
-use crate::http::problem::problem_by_value;
+use crate::http::problem::{error_codes, problem_by_value};
 use crate::http::{ErrorCode, Problem};
 use crate::idempotency::IdempotencyError;
 use crate::store::StoreError;
+
+error_codes! {
+    InvalidOrder "INVALID_ORDER" BAD_REQUEST: "no items, more than 100 lines, or a quantity out of 1..=1000 (also per product once lines are merged)";
+    OutOfStock "OUT_OF_STOCK" CONFLICT: "a line exceeds the stock; the detail names the product";
+    CouponNotUsable "COUPON_NOT_USABLE" CONFLICT: "the coupon is not the user's, already used, expired, or the order is under its minimum amount";
+    InsufficientBalance "INSUFFICIENT_BALANCE" CONFLICT: "the balance is less than the amount to pay";
+    OrderNotFound "ORDER_NOT_FOUND" NOT_FOUND: "no such order (also another user's order)";
+    OrderNotCancellable "ORDER_NOT_CANCELLABLE" CONFLICT: "already cancelled, or placed longer ago than the cancellation window";
+}
 
 #[derive(Debug, Error)]
 pub enum OrderError {

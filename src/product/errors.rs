@@ -1,8 +1,12 @@
 //! The catalogue's errors as problem documents.
 
 use super::service::ProductError;
-use crate::http::problem::problem_by_value;
+use crate::http::problem::{error_codes, problem_by_value};
 use crate::http::{ErrorCode, Problem};
+
+error_codes! {
+    ProductNotFound "PRODUCT_NOT_FOUND" NOT_FOUND: "no such product";
+}
 
 impl From<&ProductError> for Problem {
     fn from(error: &ProductError) -> Self {
