@@ -120,7 +120,7 @@ impl Worker for OrderWorker {
         let request = OrderRequest::parse(vec![(product, 1)], None).expect("a valid order");
         // No key, so nothing is rendered for storing.
         Some(
-            match order::place(&self.state, user, request, None, |_| None).await {
+            match order::place(&self.state.order(), user, request, None, |_| None).await {
                 Outcome::Fresh(Ok(_)) | Outcome::Replayed(_) => Answer {
                     status: 201,
                     code: None,

@@ -4,7 +4,7 @@
 use commerce::app::AppState;
 use commerce::clock::SystemClock;
 use commerce::config::Settings;
-use commerce::outbox::{self, Transport};
+use commerce::outbox;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::process::Command;
@@ -25,9 +25,9 @@ async fn server(dir: &tempfile::TempDir) -> String {
         ..Settings::default()
     };
     let state = AppState::new(db, settings, SECRET, Arc::new(SystemClock));
-    let transport = Arc::new(Transport::from_settings(&state.settings).await.unwrap());
+    let transport = Arc::new(state.settings.transport().await.unwrap());
     tokio::spawn(outbox::relay(
-        state.clone(),
+        state.relay(),
         transport,
         CancellationToken::new(),
     ));
