@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod balance;
+pub mod config;
 pub mod coupon;
 pub mod events;
 pub mod http;
@@ -14,5 +15,4 @@ pub mod product;
 pub mod store;
 pub mod telemetry;
 
-pub use app::config;
 pub use commerce_domain::{bounds, clock, ids, money, page};

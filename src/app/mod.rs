@@ -1,7 +1,6 @@
 //! The one place that wires things together: state, router, background tasks, serving.
 
 mod background;
-pub mod config;
 pub mod demo;
 mod errors;
 mod ops;
@@ -19,11 +18,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SystemClock;
+use crate::config::{LogFormat, ServeArgs};
 use crate::http::{self, JwtKeys};
 use crate::ids::UserId;
 use crate::store::{self, Batching};
 use crate::telemetry::Traces;
-use config::{LogFormat, ServeArgs};
 
 impl AppState {
     pub fn router(self: &Arc<Self>) -> Router {

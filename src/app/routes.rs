@@ -15,10 +15,10 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::config::Settings;
 use super::errors;
 use super::ops;
 use super::state::AppState;
+use crate::config::Settings;
 use crate::http::{extract, metrics, ErrorCode, Problem, ProblemBody};
 use crate::{balance, coupon, order, platform, product, telemetry};
 

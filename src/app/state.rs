@@ -5,9 +5,9 @@ use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
-use super::config::Settings;
 use crate::balance::{BalanceState, Limits};
 use crate::clock::Clock;
+use crate::config::Settings;
 use crate::coupon::{CouponState, SoldOut};
 use crate::http::{self, JwtKeys, WriteLimiter};
 use crate::order::OrderState;
