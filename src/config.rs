@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use crate::http::server::{Edge, Timeouts};
 use crate::http::WriteQuota;
 use crate::money::{Won, MAX_SETTING};
+use crate::outbox::Transport;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://commerce.db";
 
@@ -156,6 +158,18 @@ pub struct EdgeArgs {
     pub max_connections: Option<u64>,
 }
 
+impl EdgeArgs {
+    /// The edge as served, its connection cap fitted under the open-file limit (`nofile`).
+    pub fn edge(&self, nofile: u64) -> Edge {
+        let timeouts = Timeouts {
+            header: self.header_timeout,
+            body: self.body_timeout,
+            request: self.request_timeout,
+        };
+        Edge::new(timeouts, self.max_connections, nofile)
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
     /// The user id (`sub`).
@@ -248,6 +262,15 @@ impl Default for Settings {
             nats_stream: "COMMERCE".to_owned(),
             nats_replicas: 1,
         }
+    }
+}
+
+impl Settings {
+    /// Where the outbox relay sends events: NATS JetStream when `nats_url` is set, else
+    /// straight to the consumer in this process.
+    pub async fn transport(&self) -> anyhow::Result<Transport> {
+        let nats = self.nats_url.as_deref();
+        Transport::connect(nats, &self.nats_stream, self.nats_replicas).await
     }
 }
 

@@ -5,7 +5,6 @@ pub mod app;
 pub mod balance;
 pub mod config;
 pub mod coupon;
-pub mod demo;
 pub mod events;
 pub mod http;
 pub mod idempotency;

@@ -3,6 +3,22 @@
 
 pub use commerce_store::*;
 
+/// `StoreFault` for errors whose `Db` variant carries the storage error (and no other does).
+macro_rules! store_fault {
+    ($($error:ident),* $(,)?) => {$(
+        impl $crate::store::StoreFault for $error {
+            fn store_error(&self) -> Option<&$crate::store::StoreError> {
+                match self {
+                    $error::Db(e) => Some(e),
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+pub(crate) use store_fault;
+
 /// Connects to `url` (`sqlite://PATH`, created if missing, or `postgres://...`).
 pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
     connect_batched(url, None, max_connections, Batching::default()).await

@@ -118,13 +118,15 @@ impl Worker for OrderWorker {
         let product = self.products[self.rng.random_range(0..self.products.len())];
         let user = UserId::new(user).expect("loadgen user ids are positive");
         let request = OrderRequest::parse(vec![(product, 1)], None).expect("a valid order");
-        Some(match order::place(&self.state, user, request, None).await {
-            Outcome::Fresh(Ok(_)) | Outcome::Replayed(_) => Answer {
-                status: 201,
-                code: None,
+        Some(
+            match order::place(&self.state.order(), user, request, None).await {
+                Outcome::Fresh(Ok(_)) | Outcome::Replayed(_) => Answer {
+                    status: 201,
+                    code: None,
+                },
+                Outcome::Fresh(Err(error)) => refused(Problem::from(error)),
             },
-            Outcome::Fresh(Err(error)) => refused(Problem::from(error)),
-        })
+        )
     }
 }
 

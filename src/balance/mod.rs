@@ -2,6 +2,7 @@
 
 mod charging;
 mod debit;
+mod errors;
 mod routes;
 mod service;
 
@@ -9,5 +10,6 @@ pub use charging::charge;
 pub use debit::{debit, Insufficient};
 pub use routes::{document_max_charge, routes};
 pub use service::{
-    balance_of, history, BalanceError, BalanceView, ChargeReceipt, HistoryEntry, Limits,
+    balance_of, history, BalanceError, BalanceState, BalanceView, ChargeReceipt, HistoryEntry,
+    Limits,
 };

@@ -1,22 +1,26 @@
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{self, BalanceView, ChargeReceipt, HistoryEntry, Limits};
-use crate::app::AppState;
+use super::service::{self, BalanceState, BalanceView, ChargeReceipt, HistoryEntry};
 use crate::bounds;
 use crate::http::answer::respond;
 use crate::http::extract::{IdempotencyKeyParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_PAGE};
-use crate::http::{AuthUser, IdempotencyHeader, Json, WriteUser};
+use crate::http::{AuthUser, IdempotencyHeader, Json, JwtKeys, Problem, WriteLimiter, WriteUser};
 use crate::page::Page;
 
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+pub fn routes<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    BalanceState: FromRef<S>,
+    JwtKeys: FromRef<S>,
+    WriteLimiter: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(get_balance))
         .routes(routes!(charge))
@@ -32,9 +36,9 @@ problems!(GetBalanceProblems {
 #[utoipa::path(get, path = "/me/balance", tag = "balance", security(("bearer" = [])),
     responses((status = 200, body = BalanceView), GetBalanceProblems))]
 async fn get_balance(
-    State(app): State<Arc<AppState>>,
+    State(app): State<BalanceState>,
     AuthUser(user): AuthUser,
-) -> Result<Json<BalanceView>, crate::http::Problem> {
+) -> Result<Json<BalanceView>, Problem> {
     Ok(Json(service::balance_of(&app.db, user).await?))
 }
 
@@ -92,19 +96,15 @@ problems!(ChargeProblems {
         BodyFaults,
     ))]
 async fn charge(
-    State(app): State<Arc<AppState>>,
+    State(app): State<BalanceState>,
     WriteUser(user): WriteUser,
     IdempotencyHeader(key): IdempotencyHeader,
     Json(request): Json<ChargeRequest>,
 ) -> Response {
-    let limits = Limits {
-        max_charge: app.settings.max_charge,
-        max_balance: app.settings.max_balance,
-    };
     let outcome = super::charging::charge(
         &app.db,
         app.clock.as_ref(),
-        limits,
+        app.limits,
         user,
         request.amount,
         key,
@@ -127,9 +127,9 @@ problems!(HistoryProblems {
         HistoryProblems,
     ))]
 async fn history(
-    State(app): State<Arc<AppState>>,
+    State(app): State<BalanceState>,
     AuthUser(user): AuthUser,
     Paging(page): Paging,
-) -> Result<Json<Page<HistoryEntry>>, crate::http::Problem> {
+) -> Result<Json<Page<HistoryEntry>>, Problem> {
     Ok(Json(service::history(&app.db, user, page).await?))
 }

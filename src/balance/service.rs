@@ -1,15 +1,17 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::sync::Arc;
 use thiserror::Error;
 use utoipa::ToSchema;
 
+use crate::clock::Clock;
 use crate::idempotency::IdempotencyError;
 use crate::ids::UserId;
 use crate::money::Won;
 use crate::page::{Page, PageRequest};
 pub use crate::store::balance::EntryKind;
 use crate::store::balance::HistoryRow;
-use crate::store::{Db, StoreError, StoreFault};
+use crate::store::{Db, StoreError};
 
 #[derive(Debug, Error)]
 pub enum BalanceError {
@@ -23,13 +25,14 @@ pub enum BalanceError {
     Db(#[from] StoreError),
 }
 
-impl StoreFault for BalanceError {
-    fn store_error(&self) -> Option<&StoreError> {
-        match self {
-            BalanceError::Db(e) => Some(e),
-            _ => None,
-        }
-    }
+crate::store::store_fault!(BalanceError);
+
+/// What the balance's handlers use.
+#[derive(Clone)]
+pub struct BalanceState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub limits: Limits,
 }
 
 /// Per-charge and per-balance ceilings (settings).

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 
-use super::service::{CouponError, UserCoupon};
+use super::errors::CouponError;
+use super::model::UserCoupon;
 use crate::idempotency::IdempotencyError;
 use crate::ids::{CouponId, UserId};
 use crate::store::coupon::{CouponRow, NewUserCouponRow, UserCouponRow};

@@ -1,7 +1,5 @@
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{FromRef, State};
 use std::borrow::Cow;
-use std::sync::Arc;
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::schema::{AllOfBuilder, Discriminator, OneOfBuilder, Schema};
 use utoipa::openapi::{Ref, RefOr};
@@ -9,16 +7,24 @@ use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{self, Coupon, DiscountType, NewCoupon, UserCoupon, MAX_AMOUNT, MAX_RATE};
-use crate::app::AppState;
+use super::model::{Coupon, DiscountType, UserCoupon};
+use super::service::{self, CouponState, NewCoupon, MAX_AMOUNT, MAX_RATE};
 use crate::bounds;
 use crate::http::extract::{IdParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
-use crate::http::{Admin, AuthUser, Json, PathId, Problem, WriteUser};
+use crate::http::{
+    Admin, AuthUser, Created, Json, JwtKeys, PathId, Problem, WriteLimiter, WriteUser,
+};
 use crate::ids::CouponId;
 use crate::page::Page;
 
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+pub fn routes<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    CouponState: FromRef<S>,
+    JwtKeys: FromRef<S>,
+    WriteLimiter: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(issuable_coupons))
         .routes(routes!(get_coupon))
@@ -40,7 +46,7 @@ problems!(IssuableCouponsProblems {
         IssuableCouponsProblems,
     ))]
 async fn issuable_coupons(
-    State(app): State<Arc<AppState>>,
+    State(app): State<CouponState>,
     Paging(page): Paging,
 ) -> Result<Json<Page<Coupon>>, Problem> {
     Ok(Json(
@@ -62,7 +68,7 @@ problems!(GetCouponProblems {
         GetCouponProblems,
     ))]
 async fn get_coupon(
-    State(app): State<Arc<AppState>>,
+    State(app): State<CouponState>,
     PathId(id): PathId<CouponId>,
 ) -> Result<Json<Coupon>, Problem> {
     Ok(Json(service::get(&app.db, id).await?))
@@ -87,13 +93,12 @@ problems!(IssueCouponProblems {
         IssueCouponProblems,
     ))]
 async fn issue_coupon(
-    State(app): State<Arc<AppState>>,
+    State(app): State<CouponState>,
     WriteUser(user): WriteUser,
     PathId(id): PathId<CouponId>,
-) -> Result<(StatusCode, Json<UserCoupon>), Problem> {
-    Ok((
-        StatusCode::CREATED,
-        Json(service::issue(&app.db, app.clock.as_ref(), &app.sold_out_coupons, user, id).await?),
+) -> Result<Created<UserCoupon>, Problem> {
+    Ok(Created(
+        service::issue(&app.db, app.clock.as_ref(), &app.sold_out, user, id).await?,
     ))
 }
 
@@ -111,7 +116,7 @@ problems!(MyCouponsProblems {
         MyCouponsProblems,
     ))]
 async fn my_coupons(
-    State(app): State<Arc<AppState>>,
+    State(app): State<CouponState>,
     AuthUser(user): AuthUser,
     Paging(page): Paging,
 ) -> Result<Json<Page<UserCoupon>>, Problem> {
@@ -137,13 +142,12 @@ problems!(CreateCouponProblems {
         BodyFaults,
     ))]
 async fn create_coupon(
-    State(app): State<Arc<AppState>>,
+    State(app): State<CouponState>,
     _: Admin,
     Json(new): Json<NewCoupon>,
-) -> Result<(StatusCode, Json<Coupon>), Problem> {
-    Ok((
-        StatusCode::CREATED,
-        Json(service::create(&app.db, app.clock.as_ref(), new).await?),
+) -> Result<Created<Coupon>, Problem> {
+    Ok(Created(
+        service::create(&app.db, app.clock.as_ref(), new).await?,
     ))
 }
 

@@ -1,166 +1,24 @@
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::HashSet;
-use std::sync::RwLock;
-use thiserror::Error;
+use std::sync::{Arc, RwLock};
 use utoipa::ToSchema;
 
+use super::errors::CouponError;
 use super::issuing::Issuing;
+use super::model::{Coupon, DiscountType, UserCoupon};
 use crate::bounds;
 use crate::clock::{Clock, Timestamp};
-use crate::ids::{CouponId, UserCouponId, UserId};
-use crate::money::Won;
+use crate::http::ErrorCode;
+use crate::ids::{CouponId, UserId};
 use crate::page::{Page, PageRequest};
-pub use crate::store::coupon::DiscountType;
-use crate::store::coupon::{CouponRow, NewCouponRow, TermsRow, UserCouponRow};
-use crate::store::{Db, StoreError, StoreFault};
+use crate::store::coupon::NewCouponRow;
+use crate::store::Db;
 
 pub const MAX_QUANTITY: i64 = 100_000_000;
 pub const MAX_VALID_DAYS: i64 = 3650;
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
 /// A RATE coupon takes at most 100 % off.
 pub const MAX_RATE: i64 = 100;
-
-#[derive(Debug, Error)]
-pub enum CouponError {
-    #[error("coupon {0} does not exist")]
-    NotFound(CouponId),
-    #[error("coupon {0} is sold out")]
-    SoldOut(CouponId),
-    #[error("coupon {0} was already issued to this user")]
-    AlreadyIssued(CouponId),
-    #[error("coupon {0} cannot be issued now: {1}")]
-    NotIssuable(CouponId, &'static str),
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Db(#[from] StoreError),
-}
-
-impl StoreFault for CouponError {
-    fn store_error(&self) -> Option<&StoreError> {
-        match self {
-            CouponError::Db(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Terms {
-    pub discount_type: DiscountType,
-    pub discount_value: i64,
-    pub min_order_amount: Won,
-}
-
-impl Terms {
-    /// The discount on an order of `total`: never more than the total; RATE rounds down.
-    /// `None` when the total is under the coupon's minimum order amount.
-    pub fn discount_on(&self, total: Won) -> Option<Won> {
-        if total < self.min_order_amount {
-            return None;
-        }
-        let discount = match self.discount_type {
-            DiscountType::Fixed => self.discount_value,
-            // i128: total × rate cannot overflow whatever the total.
-            DiscountType::Rate => (total.get() as i128 * self.discount_value as i128 / 100) as i64,
-        };
-        Some(Won(discount.clamp(0, total.get())))
-    }
-}
-
-/// A coupon campaign.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Coupon {
-    #[schema(value_type = i64)]
-    pub id: CouponId,
-    pub name: String,
-    pub discount_type: DiscountType,
-    pub discount_value: i64,
-    pub min_order_amount: i64,
-    pub total_quantity: i64,
-    pub issued_quantity: i64,
-    pub remaining_quantity: i64,
-    /// Issuing opens at this instant; null: open from the start.
-    #[schema(required = true)]
-    pub issue_starts_at: Option<DateTime<Utc>>,
-    /// Issuing closes at this instant (exclusive); null: never.
-    #[schema(required = true)]
-    pub issue_ends_at: Option<DateTime<Utc>>,
-    pub valid_days: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum UserCouponStatus {
-    Available,
-    Used,
-    Expired,
-}
-
-/// A coupon issued to a user.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct UserCoupon {
-    #[schema(value_type = i64)]
-    pub id: UserCouponId,
-    #[schema(value_type = i64)]
-    pub coupon_id: CouponId,
-    pub coupon: Coupon,
-    pub status: UserCouponStatus,
-    pub issued_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    /// When an order used it; null while unused.
-    #[schema(required = true)]
-    pub used_at: Option<DateTime<Utc>>,
-}
-
-impl From<TermsRow> for Terms {
-    fn from(row: TermsRow) -> Self {
-        Terms {
-            discount_type: row.discount_type,
-            discount_value: row.discount_value,
-            min_order_amount: Won(row.min_order_amount),
-        }
-    }
-}
-
-impl From<CouponRow> for Coupon {
-    fn from(row: CouponRow) -> Self {
-        Coupon {
-            id: row.id,
-            name: row.name,
-            discount_type: row.discount_type,
-            discount_value: row.discount_value,
-            min_order_amount: row.min_order_amount,
-            total_quantity: row.total_quantity,
-            issued_quantity: row.issued_quantity,
-            remaining_quantity: row.total_quantity - row.issued_quantity,
-            issue_starts_at: row.issue_starts_at,
-            issue_ends_at: row.issue_ends_at,
-            valid_days: row.valid_days,
-        }
-    }
-}
-
-impl UserCoupon {
-    /// The issued coupon with its status at `now`.
-    pub(super) fn at(row: UserCouponRow, now: DateTime<Utc>) -> Self {
-        let status = match row.used_at {
-            Some(_) => UserCouponStatus::Used,
-            None if !super::usable::open(false, row.expires_at, now) => UserCouponStatus::Expired,
-            None => UserCouponStatus::Available,
-        };
-        UserCoupon {
-            id: row.id,
-            coupon_id: row.coupon.id,
-            coupon: row.coupon.into(),
-            status,
-            issued_at: row.issued_at,
-            expires_at: row.expires_at,
-            used_at: row.used_at,
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -272,6 +130,14 @@ pub async fn list_issuable(
     Ok(Page::from_rows(coupons, page, |c: &Coupon| c.id.get()))
 }
 
+/// What the coupons' handlers use.
+#[derive(Clone)]
+pub struct CouponState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub sold_out: Arc<SoldOut>,
+}
+
 /// Coupons known to be sold out. Sold out is permanent — the issued quantity never goes down
 /// and the total never changes — so once seen, later requests in a rush are answered from a
 /// read instead of queueing for the writer. The database stays the authority.
@@ -310,19 +176,20 @@ pub async fn issue(
         .await
         .unkeyed()
     };
+    if match &result {
+        Ok(issued) => issued.coupon.remaining_quantity == 0,
+        Err(error) => matches!(error, CouponError::SoldOut(_)),
+    } {
+        sold_out.insert(id);
+    }
+    // Refusals by their problem code; a missing coupon, bad input or storage fault as OTHER.
     let outcome = match &result {
-        Ok(issued) => {
-            if issued.coupon.remaining_quantity == 0 {
-                sold_out.insert(id);
-            }
-            "ISSUED"
-        }
-        Err(CouponError::SoldOut(_)) => {
-            sold_out.insert(id);
-            "COUPON_SOLD_OUT"
-        }
-        Err(CouponError::AlreadyIssued(_)) => "COUPON_ALREADY_ISSUED",
-        Err(CouponError::NotIssuable(..)) => "COUPON_NOT_ISSUABLE",
+        Ok(_) => "ISSUED",
+        Err(
+            error @ (CouponError::SoldOut(_)
+            | CouponError::AlreadyIssued(_)
+            | CouponError::NotIssuable(..)),
+        ) => error.code().map_or("OTHER", ErrorCode::as_str),
         Err(_) => "OTHER",
     };
     metrics::counter!("coupon_issue_total", "outcome" => outcome).increment(1);
@@ -352,53 +219,4 @@ pub async fn list_mine(
         .map(|row| UserCoupon::at(row, now))
         .collect();
     Ok(Page::from_rows(coupons, page, |c| c.id.get()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn terms(discount_type: DiscountType, value: i64, min: i64) -> Terms {
-        Terms {
-            discount_type,
-            discount_value: value,
-            min_order_amount: Won(min),
-        }
-    }
-
-    #[test]
-    fn a_fixed_discount_never_exceeds_the_total() {
-        assert_eq!(
-            terms(DiscountType::Fixed, 3000, 0).discount_on(Won(10_000)),
-            Some(Won(3000))
-        );
-        assert_eq!(
-            terms(DiscountType::Fixed, 3000, 0).discount_on(Won(2000)),
-            Some(Won(2000))
-        );
-    }
-
-    #[test]
-    fn a_rate_discount_rounds_down() {
-        assert_eq!(
-            terms(DiscountType::Rate, 15, 0).discount_on(Won(999)),
-            Some(Won(149))
-        );
-        assert_eq!(
-            terms(DiscountType::Rate, 100, 0).discount_on(Won(999)),
-            Some(Won(999))
-        );
-    }
-
-    #[test]
-    fn the_minimum_order_amount_is_compared_with_the_total_before_discount() {
-        assert_eq!(
-            terms(DiscountType::Fixed, 1000, 5000).discount_on(Won(4999)),
-            None
-        );
-        assert_eq!(
-            terms(DiscountType::Fixed, 1000, 5000).discount_on(Won(5000)),
-            Some(Won(1000))
-        );
-    }
 }

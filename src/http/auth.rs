@@ -2,7 +2,7 @@
 //! decimal, `exp` is required, `nbf` is honoured, `role: "admin"` grants the admin API. Every
 //! refusal carries the RFC 6750 `WWW-Authenticate` challenge.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::problem::Problem;
-use crate::app::AppState;
 use crate::ids::UserId;
 
 /// RFC 7518 §3.2: an HS256 key is at least as long as the hash, 256 bits.
@@ -45,8 +44,12 @@ struct Claims {
 }
 
 /// Signs with the current secret; verifies with it and, during a key rotation, the previous one.
+/// Cheap to clone (the extractors take it from the state with `FromRef` on every request).
 #[derive(Clone)]
-pub struct JwtKeys {
+pub struct JwtKeys(Arc<Keys>);
+
+#[derive(Clone)]
+struct Keys {
     encoding: EncodingKey,
     current: DecodingKey,
     previous: Option<DecodingKey>,
@@ -58,17 +61,17 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self {
+        Self(Arc::new(Keys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             current: DecodingKey::from_secret(secret.as_bytes()),
             previous: None,
             validation,
-        }
+        }))
     }
 
     /// Also accept tokens signed with `secret` (the one being rotated out). Never signs with it.
     pub fn accept_previous(&mut self, secret: &str) {
-        self.previous = Some(DecodingKey::from_secret(secret.as_bytes()));
+        Arc::make_mut(&mut self.0).previous = Some(DecodingKey::from_secret(secret.as_bytes()));
     }
 
     /// A token for `user`, valid for `ttl`.
@@ -80,16 +83,17 @@ impl JwtKeys {
             nbf: None,
             role: admin.then(|| "admin".to_owned()),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
             .expect("HS256 signing")
     }
 
     fn verify(&self, token: &str) -> Result<Caller, Refusal> {
         refuse_critical_headers(token)?;
-        let mut decoded = jsonwebtoken::decode::<Claims>(token, &self.current, &self.validation);
-        if let (Err(error), Some(previous)) = (&decoded, &self.previous) {
+        let keys = &self.0;
+        let mut decoded = jsonwebtoken::decode::<Claims>(token, &keys.current, &keys.validation);
+        if let (Err(error), Some(previous)) = (&decoded, &keys.previous) {
             if matches!(error.kind(), ErrorKind::InvalidSignature) {
-                decoded = jsonwebtoken::decode::<Claims>(token, previous, &self.validation);
+                decoded = jsonwebtoken::decode::<Claims>(token, previous, &keys.validation);
             }
         }
         let claims = decoded
@@ -249,22 +253,30 @@ impl IntoResponse for Refusal {
 /// The authenticated user.
 pub struct AuthUser(pub UserId);
 
-impl FromRequestParts<Arc<AppState>> for AuthUser {
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    JwtKeys: FromRef<S>,
+{
     type Rejection = Refusal;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Refusal> {
-        caller(parts, &state.jwt).map(|c| AuthUser(c.user))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Refusal> {
+        caller(parts, &JwtKeys::from_ref(state)).map(|c| AuthUser(c.user))
     }
 }
 
 /// An authenticated user with `role: "admin"`.
 pub struct Admin(pub UserId);
 
-impl FromRequestParts<Arc<AppState>> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    JwtKeys: FromRef<S>,
+{
     type Rejection = Refusal;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Refusal> {
-        let caller = caller(parts, &state.jwt)?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Refusal> {
+        let caller = caller(parts, &JwtKeys::from_ref(state))?;
         if caller.admin {
             Ok(Admin(caller.user))
         } else {

@@ -229,6 +229,15 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     }
 }
 
+/// `201 Created` with the created thing as JSON.
+pub struct Created<T>(pub T);
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Created<T> {
+    fn into_response(self) -> axum::response::Response {
+        (StatusCode::CREATED, axum::Json(self.0)).into_response()
+    }
+}
+
 /// A path `{id}`: a positive 64-bit integer as a canonical decimal.
 pub struct IdParam;
 

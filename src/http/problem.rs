@@ -10,48 +10,71 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::idempotency::IdempotencyError;
 use crate::store::{Fault, StoreError};
 
-/// Declares `ErrorCode` from one list: each code's name, its status, whether its answer carries
+/// A code the API answers with: its name, its status, whether its answer carries
 /// `Retry-After`, and what it means. Problems are built from it and the OpenAPI document states
-/// it (`ProblemBody.code`'s enum, each operation's answers), so the two cannot drift.
+/// it (`ProblemBody.code`'s enum, each operation's answers), so the two cannot drift. The
+/// toolkit declares the generic codes below; each capability declares its own in its
+/// `errors.rs`, with `error_codes!`; `app` lists them all (`ErrorCode::ALL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ErrorCode {
+    name: &'static str,
+    status: StatusCode,
+    retries: bool,
+    about: &'static str,
+}
+
+impl ErrorCode {
+    pub const fn declare(
+        name: &'static str,
+        status: StatusCode,
+        retries: bool,
+        about: &'static str,
+    ) -> Self {
+        ErrorCode {
+            name,
+            status,
+            retries,
+            about,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.name
+    }
+
+    pub fn status(self) -> StatusCode {
+        self.status
+    }
+
+    /// Whether the answer says when to retry (`Retry-After`).
+    pub fn retries(self) -> bool {
+        self.retries
+    }
+
+    /// What the code means, for the OpenAPI document.
+    pub fn about(self) -> &'static str {
+        self.about
+    }
+}
+
+/// Declares codes as `ErrorCode::Name`: the code, its status, `+ RetryAfter` when its answer
+/// says when to retry, and what it means.
 macro_rules! error_codes {
     ($($variant:ident $code:literal $status:ident $(+ $retry:ident)?: $about:literal;)*) => {
-        /// Every code the API answers with.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum ErrorCode {
-            $($variant,)*
-        }
-
-        impl ErrorCode {
-            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(ErrorCode::$variant => $code,)*
-                }
-            }
-
-            pub fn status(self) -> StatusCode {
-                match self {
-                    $(ErrorCode::$variant => StatusCode::$status,)*
-                }
-            }
-
-            /// Whether the answer says when to retry (`Retry-After`).
-            pub fn retries(self) -> bool {
-                match self {
-                    $(ErrorCode::$variant => false $(|| { let _ = stringify!($retry); true })?,)*
-                }
-            }
-
-            /// What the code means, for the OpenAPI document.
-            pub fn about(self) -> &'static str {
-                match self {
-                    $(ErrorCode::$variant => $about,)*
-                }
-            }
+        #[allow(non_upper_case_globals)]
+        impl $crate::http::ErrorCode {
+            $(
+                pub const $variant: $crate::http::ErrorCode = $crate::http::ErrorCode::declare(
+                    $code,
+                    axum::http::StatusCode::$status,
+                    false $(|| { let _ = stringify!($retry); true })?,
+                    $about,
+                );
+            )*
         }
     };
 }
+pub(crate) use error_codes;
 
 error_codes! {
     ValidationFailed "VALIDATION_FAILED" BAD_REQUEST: "a malformed body, a wrong type, an unknown, missing or null field, or a bad path id, query parameter or header; the detail names it";
@@ -62,19 +85,6 @@ error_codes! {
     RateLimited "RATE_LIMITED" TOO_MANY_REQUESTS + RetryAfter: "this user sent more writes than the per-user limit allows; nothing was done, retry after `Retry-After`";
     Unavailable "UNAVAILABLE" SERVICE_UNAVAILABLE + RetryAfter: "the request ran past the server's deadline, or the database could not serve it; retry after `Retry-After` (a write retried with its Idempotency-Key has one effect)";
     Internal "INTERNAL" INTERNAL_SERVER_ERROR: "an unexpected error; it has been logged";
-    InvalidAmount "INVALID_AMOUNT" BAD_REQUEST: "the amount is out of 1..=the per-charge maximum";
-    BalanceLimitExceeded "BALANCE_LIMIT_EXCEEDED" CONFLICT: "the balance would pass the maximum balance";
-    ProductNotFound "PRODUCT_NOT_FOUND" NOT_FOUND: "no such product";
-    CouponNotFound "COUPON_NOT_FOUND" NOT_FOUND: "no such coupon";
-    CouponSoldOut "COUPON_SOLD_OUT" CONFLICT: "none left to issue";
-    CouponAlreadyIssued "COUPON_ALREADY_ISSUED" CONFLICT: "the user already holds one (one per user per coupon)";
-    CouponNotIssuable "COUPON_NOT_ISSUABLE" CONFLICT: "outside the issue window";
-    InvalidOrder "INVALID_ORDER" BAD_REQUEST: "no items, more than 100 lines, or a quantity out of 1..=1000 (also per product once lines are merged)";
-    OutOfStock "OUT_OF_STOCK" CONFLICT: "a line exceeds the stock; the detail names the product";
-    CouponNotUsable "COUPON_NOT_USABLE" CONFLICT: "the coupon is not the user's, already used, expired, or the order is under its minimum amount";
-    InsufficientBalance "INSUFFICIENT_BALANCE" CONFLICT: "the balance is less than the amount to pay";
-    OrderNotFound "ORDER_NOT_FOUND" NOT_FOUND: "no such order (also another user's order)";
-    OrderNotCancellable "ORDER_NOT_CANCELLABLE" CONFLICT: "already cancelled, or placed longer ago than the cancellation window";
     IdempotencyKeyReused "IDEMPOTENCY_KEY_REUSED" UNPROCESSABLE_ENTITY: "the Idempotency-Key was used with another request";
     IdempotencyKeyInUse "IDEMPOTENCY_KEY_IN_USE" CONFLICT + RetryAfter: "the first request with this Idempotency-Key is still in flight; retry after `Retry-After` to get its answer";
 }
@@ -87,9 +97,9 @@ impl Serialize for ErrorCode {
 
 impl PartialSchema for ErrorCode {
     fn schema() -> RefOr<Schema> {
+        // The enum of every code is filled in by `app`, which knows them all.
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
             .description(Some("What went wrong, for clients to branch on."))
             .into()
     }
@@ -233,6 +243,18 @@ impl From<&StoreError> for Problem {
     }
 }
 
+/// Answers a capability's owned error with `?`, through its `From<&Error> for Problem`.
+macro_rules! problem_by_value {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for $crate::http::Problem {
+            fn from(error: $error) -> Self {
+                (&error).into()
+            }
+        }
+    )*};
+}
+pub(crate) use problem_by_value;
+
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Self {
         (&error).into()
@@ -257,23 +279,5 @@ mod tests {
     fn titles_are_read_from_codes() {
         assert_eq!(title_of("OUT_OF_STOCK"), "Out of stock");
         assert_eq!(title_of("INTERNAL"), "Internal");
-    }
-
-    #[test]
-    fn codes_are_distinct_and_carry_retry_after_as_listed() {
-        let names: std::collections::HashSet<_> =
-            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-        assert_eq!(names.len(), ErrorCode::ALL.len());
-        let retried: Vec<_> = ErrorCode::ALL
-            .iter()
-            .filter(|c| c.retries())
-            .map(|c| c.as_str())
-            .collect();
-        assert_eq!(
-            retried,
-            ["RATE_LIMITED", "UNAVAILABLE", "IDEMPOTENCY_KEY_IN_USE"]
-        );
-        let problem = Problem::new(ErrorCode::RateLimited, "slow down").retry_after(3);
-        assert_eq!(problem.into_response().headers()[header::RETRY_AFTER], "3");
     }
 }

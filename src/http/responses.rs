@@ -1,6 +1,6 @@
 //! The error answers of each operation, for its OpenAPI `responses(...)`: every code it can
 //! answer, grouped by status, each with what it means there, an example problem document, and
-//! the headers that come with it. Declared with `problems!`, from `ErrorCode`'s one list.
+//! the headers that come with it. Declared with `problems!`, from the declared `ErrorCode`s.
 
 use axum::http::StatusCode;
 use std::collections::BTreeMap;
@@ -76,7 +76,7 @@ fn response(problems: &[Problem]) -> Response {
     }
     if problems
         .iter()
-        .any(|p| matches!(p.code, ErrorCode::Unauthorized | ErrorCode::Forbidden))
+        .any(|p| [ErrorCode::Unauthorized, ErrorCode::Forbidden].contains(&p.code))
     {
         response = response.header(
             "WWW-Authenticate",

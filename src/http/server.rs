@@ -19,7 +19,14 @@ use tower::ServiceBuilder;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use super::problem::{ErrorCode, Problem};
-use crate::config::EdgeArgs;
+
+/// The edge's timeouts as configured.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub header: Duration,
+    pub body: Duration,
+    pub request: Duration,
+}
 
 /// Timeouts and the connection cap, as the server runs with them.
 #[derive(Debug, Clone)]
@@ -31,10 +38,11 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// The settings, with the connection cap fitted under the open-file limit (`nofile`).
-    pub fn new(args: &EdgeArgs, nofile: u64) -> Edge {
+    /// These timeouts, with the connection cap (`None`: as many as fit) fitted under the
+    /// open-file limit (`nofile`).
+    pub fn new(timeouts: Timeouts, max_connections: Option<u64>, nofile: u64) -> Edge {
         let ceiling = connection_ceiling(nofile);
-        let wanted = args.max_connections.unwrap_or(ceiling);
+        let wanted = max_connections.unwrap_or(ceiling);
         if wanted > ceiling {
             tracing::warn!(
                 wanted,
@@ -44,9 +52,9 @@ impl Edge {
             );
         }
         Edge {
-            header_timeout: args.header_timeout,
-            body_timeout: args.body_timeout,
-            request_timeout: args.request_timeout,
+            header_timeout: timeouts.header,
+            body_timeout: timeouts.body,
+            request_timeout: timeouts.request,
             max_connections: wanted.min(ceiling).max(1) as usize,
         }
     }

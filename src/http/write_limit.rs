@@ -1,7 +1,7 @@
 //! The per-user limit on writes: a token bucket per user per instance (`governor`), checked
 //! after authentication and before any body parsing, idempotency record or database work.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
@@ -10,9 +10,8 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::auth::AuthUser;
+use super::auth::{AuthUser, JwtKeys};
 use super::problem::{ErrorCode, Problem};
-use crate::app::AppState;
 use crate::ids::UserId;
 
 /// How fast one user may write: `per_second` on average, `burst` at once.
@@ -26,8 +25,12 @@ pub struct WriteQuota {
 /// the map bounded by the users of the last moments at a negligible cost per request.
 const CHECKS_PER_SWEEP: u64 = 4096;
 
-/// `None` when the limit is off.
-pub struct WriteLimiter {
+/// The buckets, shared by every clone (`WriteUser` takes it from the state with `FromRef`).
+#[derive(Clone)]
+pub struct WriteLimiter(Arc<Buckets>);
+
+/// `buckets` is `None` when the limit is off.
+struct Buckets {
     buckets: Option<DefaultKeyedRateLimiter<UserId>>,
     checks: AtomicU64,
 }
@@ -37,18 +40,19 @@ impl WriteLimiter {
         let buckets = quota.map(|quota| {
             RateLimiter::keyed(Quota::per_second(quota.per_second).allow_burst(quota.burst))
         });
-        WriteLimiter {
+        WriteLimiter(Arc::new(Buckets {
             buckets,
             checks: AtomicU64::new(0),
-        }
+        }))
     }
 
     /// Takes one write from the user's bucket, or says how many whole seconds to wait.
     fn take(&self, user: UserId) -> Result<(), u32> {
-        let Some(buckets) = &self.buckets else {
+        let Some(buckets) = &self.0.buckets else {
             return Ok(());
         };
-        if self.checks.fetch_add(1, Ordering::Relaxed) % CHECKS_PER_SWEEP == CHECKS_PER_SWEEP - 1 {
+        if self.0.checks.fetch_add(1, Ordering::Relaxed) % CHECKS_PER_SWEEP == CHECKS_PER_SWEEP - 1
+        {
             buckets.retain_recent();
         }
         buckets.check_key(&user).map_err(|not_until| {
@@ -64,17 +68,19 @@ impl WriteLimiter {
 /// An authenticated user whose write is within the limit: the extractor of every limited write.
 pub struct WriteUser(pub UserId);
 
-impl FromRequestParts<Arc<AppState>> for WriteUser {
+impl<S> FromRequestParts<S> for WriteUser
+where
+    S: Send + Sync,
+    JwtKeys: FromRef<S>,
+    WriteLimiter: FromRef<S>,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let AuthUser(user) = AuthUser::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        state.write_limiter.take(user).map_err(|secs| {
+        WriteLimiter::from_ref(state).take(user).map_err(|secs| {
             Problem::new(
                 ErrorCode::RateLimited,
                 format!("too many writes from this user; retry in {secs} s"),

@@ -8,9 +8,10 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
+use super::errors::OrderError;
 use super::events::{self, OrderEvent};
-use super::service::{settle, Order, OrderError};
-use crate::app::AppState;
+use super::model::Order;
+use super::service::{settle, OrderState};
 use crate::http::answer::render;
 use crate::idempotency::{Answer, Attempt, IdempotencyKey, Outcome};
 use crate::ids::{OrderId, ProductId, UserCouponId, UserId};
@@ -43,7 +44,7 @@ impl Canceller {
 /// Cancels order `id`: run by the committer with the cancellations waiting at the same moment,
 /// one after another (see [`Cancelling`]). Honours an idempotency key.
 pub async fn cancel(
-    state: &AppState,
+    state: &OrderState,
     by: Canceller,
     id: OrderId,
     key: Option<IdempotencyKey>,
@@ -52,7 +53,7 @@ pub async fn cancel(
     let cancelling = Cancelling {
         by,
         id,
-        window: state.settings.order_cancel_window,
+        window: state.cancel_window,
         now: state.clock.now(),
         attempt,
         // Taken here: the write runs in its batch's span, not the request's.

@@ -4,7 +4,9 @@
 //! of it in one transaction too.
 
 mod cancel;
+mod errors;
 mod events;
+mod model;
 mod placing;
 mod pricing;
 mod request;
@@ -12,7 +14,9 @@ mod routes;
 mod service;
 
 pub use cancel::{cancel, Canceller};
+pub use errors::OrderError;
+pub use model::{Order, OrderLine};
 pub use pricing::{price, Pricing};
 pub use request::{OrderRequest, MAX_LINES, MAX_QUANTITY};
 pub use routes::routes;
-pub use service::{get, list_mine, place, sales_between, Order, OrderError, OrderLine};
+pub use service::{get, list_mine, place, sales_between, OrderState};

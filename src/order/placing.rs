@@ -11,10 +11,11 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
+use super::errors::OrderError;
 use super::events::{self, OrderEvent};
+use super::model::{not_usable, view, Order, OrderLine};
 use super::pricing::{price, Pricing, Unpriced};
 use super::request::OrderRequest;
-use super::service::{not_usable, view, Order, OrderError, OrderLine};
 use crate::balance::debit;
 use crate::coupon::{redeem, usable};
 use crate::http::answer::render;

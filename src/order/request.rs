@@ -1,7 +1,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::service::OrderError;
+use super::errors::OrderError;
 use crate::ids::{ProductId, UserCouponId};
 
 pub const MAX_LINES: usize = 100;

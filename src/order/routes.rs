@@ -1,21 +1,22 @@
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::cancel::{self, Canceller};
+use super::model::Order;
 use super::request::{OrderRequest, MAX_LINES, MAX_QUANTITY};
-use super::service::{self, Order};
-use crate::app::AppState;
+use super::service::{self, OrderState};
 use crate::bounds;
 use crate::http::answer::respond;
 use crate::http::extract::{IdParam, IdempotencyKeyParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
-use crate::http::{Admin, AuthUser, IdempotencyHeader, Json, PathId, Problem, WriteUser};
+use crate::http::{
+    Admin, AuthUser, IdempotencyHeader, Json, JwtKeys, PathId, Problem, WriteLimiter, WriteUser,
+};
 use crate::idempotency::IdempotencyKey;
 use crate::ids::OrderId;
 use crate::page::Page;
@@ -24,7 +25,13 @@ use crate::page::Page;
 #[openapi(components(schemas(LineBody)))]
 struct OrderSchemas;
 
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+pub fn routes<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    OrderState: FromRef<S>,
+    JwtKeys: FromRef<S>,
+    WriteLimiter: FromRef<S>,
+{
     OpenApiRouter::with_openapi(<OrderSchemas as utoipa::OpenApi>::openapi())
         .routes(routes!(place_order))
         .routes(routes!(get_order))
@@ -99,7 +106,7 @@ problems!(PlaceOrderProblems {
         BodyFaults,
     ))]
 async fn place_order(
-    State(app): State<Arc<AppState>>,
+    State(app): State<OrderState>,
     WriteUser(user): WriteUser,
     IdempotencyHeader(key): IdempotencyHeader,
     Json(body): Json<PlaceOrderBody>,
@@ -132,7 +139,7 @@ problems!(GetOrderProblems {
         GetOrderProblems,
     ))]
 async fn get_order(
-    State(app): State<Arc<AppState>>,
+    State(app): State<OrderState>,
     AuthUser(user): AuthUser,
     PathId(id): PathId<OrderId>,
 ) -> Result<Json<Order>, Problem> {
@@ -153,7 +160,7 @@ problems!(MyOrdersProblems {
         MyOrdersProblems,
     ))]
 async fn my_orders(
-    State(app): State<Arc<AppState>>,
+    State(app): State<OrderState>,
     AuthUser(user): AuthUser,
     Paging(page): Paging,
 ) -> Result<Json<Page<Order>>, Problem> {
@@ -180,7 +187,7 @@ problems!(CancelOrderProblems {
         CancelOrderProblems,
     ))]
 async fn cancel_order(
-    State(app): State<Arc<AppState>>,
+    State(app): State<OrderState>,
     WriteUser(user): WriteUser,
     IdempotencyHeader(key): IdempotencyHeader,
     PathId(id): PathId<OrderId>,
@@ -207,7 +214,7 @@ problems!(AdminCancelOrderProblems {
         AdminCancelOrderProblems,
     ))]
 async fn admin_cancel_order(
-    State(app): State<Arc<AppState>>,
+    State(app): State<OrderState>,
     Admin(admin): Admin,
     IdempotencyHeader(key): IdempotencyHeader,
     PathId(id): PathId<OrderId>,
@@ -216,7 +223,7 @@ async fn admin_cancel_order(
 }
 
 async fn cancel_as(
-    app: &AppState,
+    app: &OrderState,
     by: Canceller,
     id: OrderId,
     key: Option<IdempotencyKey>,

@@ -2,10 +2,12 @@
 //! after commit by the relay, at least once, in id order; the consumer makes redelivery harmless.
 //! An event committed just before the process dies waits in the table and goes out on restart.
 
+mod consume;
 mod relay;
 mod transport;
 
-pub use relay::{deliver_pending, relay};
+pub use consume::{Consume, Delivered};
+pub use relay::{deliver_pending, relay, Relay, Signal};
 pub use transport::Transport;
 
 use chrono::{DateTime, Utc};
@@ -15,21 +17,6 @@ use crate::store::{Conn, Db, StoreError};
 
 /// Delivered events are kept this long, then pruned.
 const KEEP_DELIVERED: chrono::Duration = chrono::Duration::days(7);
-
-/// Wakes the relay when a transaction that wrote events has committed, so delivery does not
-/// wait for the next poll.
-#[derive(Default)]
-pub struct Signal(tokio::sync::Notify);
-
-impl Signal {
-    pub fn notify(&self) {
-        self.0.notify_one();
-    }
-
-    async fn notified(&self) {
-        self.0.notified().await
-    }
-}
 
 /// Events written but not yet delivered.
 pub async fn backlog(db: &Db) -> Result<i64, StoreError> {

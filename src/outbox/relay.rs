@@ -2,9 +2,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use super::Transport;
-use crate::app::AppState;
-use crate::store::StoreError;
+use super::consume::Consume;
+use super::transport::Transport;
+use crate::clock::Clock;
+use crate::store::{Db, StoreError};
 
 /// Events handed to the transport at a time.
 const BATCH: i64 = 200;
@@ -13,6 +14,31 @@ const BATCH: i64 = 200;
 /// or a wake-up it missed).
 const POLL: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Wakes the relay when a transaction that wrote events has committed, so delivery does not
+/// wait for the next poll. Clones wake the same relay.
+#[derive(Clone, Default)]
+pub struct Signal(Arc<tokio::sync::Notify>);
+
+impl Signal {
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+
+    async fn notified(&self) {
+        self.0.notified().await
+    }
+}
+
+/// What the relay works with: the outbox's database, the clock, its wake-up, and the consumer
+/// that takes the events when they stay in this process.
+#[derive(Clone)]
+pub struct Relay {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub signal: Signal,
+    pub consumer: Arc<dyn Consume>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -25,12 +51,12 @@ pub enum RelayError {
 /// Delivers events until `shutdown`: woken by commits and by the transport reconnecting,
 /// polling as a backstop, backing off while the transport is down (events wait in the table
 /// meanwhile).
-pub async fn relay(state: Arc<AppState>, transport: Arc<Transport>, shutdown: CancellationToken) {
+pub async fn relay(relay: Relay, transport: Arc<Transport>, shutdown: CancellationToken) {
     // Shown as 0 until a delivery fails, so the rate can be graphed from the start.
     metrics::counter!("outbox_delivery_failures_total").increment(0);
     let mut backoff = POLL;
     loop {
-        let pause = match deliver_pending(&state, &transport).await {
+        let pause = match deliver_pending(&relay, &transport).await {
             Ok(delivered) if delivered as i64 == BATCH => continue,
             Ok(_) => {
                 backoff = POLL;
@@ -45,7 +71,7 @@ pub async fn relay(state: Arc<AppState>, transport: Arc<Transport>, shutdown: Ca
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = state.outbox.notified() => {}
+            _ = relay.signal.notified() => {}
             // Events waiting for NATS go as soon as it is back, not after the backoff.
             _ = transport.reconnected() => backoff = POLL,
             _ = tokio::time::sleep(pause) => {}
@@ -55,12 +81,13 @@ pub async fn relay(state: Arc<AppState>, transport: Arc<Transport>, shutdown: Ca
 
 /// One pass: delivers up to a batch of pending events in id order and marks the delivered
 /// ones. Returns how many were delivered.
-pub async fn deliver_pending(state: &AppState, transport: &Transport) -> Result<usize, RelayError> {
-    let now = state.clock.now();
-    let (delivered, failure) = state
+pub async fn deliver_pending(relay: &Relay, transport: &Transport) -> Result<usize, RelayError> {
+    let now = relay.clock.now();
+    let consumer = relay.consumer.as_ref();
+    let (delivered, failure) = relay
         .db
         .deliver_outbox(BATCH, now, |events| async move {
-            transport.deliver_all(state, &events).await
+            transport.deliver_all(consumer, &events).await
         })
         .await?;
     finish(delivered, failure)

@@ -1,15 +1,13 @@
-//! Where the relay sends events: straight to the data platform in this process (the embedded
-//! default), or to NATS JetStream, from which the platform consumes.
+//! Where the relay sends events: straight to the consumer it was handed, in this process (the
+//! embedded default), or to NATS JetStream, from which the platform consumes.
 
 use async_nats::jetstream::context::{Publish, PublishErrorKind};
 use std::time::Duration;
 use tracing::Span;
 
-use super::Event;
-use crate::app::AppState;
-use crate::config::Settings;
+use super::consume::{Consume, Delivered};
 use crate::events::jetstream::JetStream;
-use crate::platform;
+use crate::store::outbox::Event;
 use crate::telemetry;
 
 /// A publish that is not acknowledged in this time counts as failed; the event is retried.
@@ -37,12 +35,17 @@ impl Transport {
         }
     }
 
-    pub async fn from_settings(settings: &Settings) -> anyhow::Result<Transport> {
-        Ok(match &settings.nats_url {
+    /// JetStream at `nats_url` (its `stream`, with `replicas`), else in process.
+    pub async fn connect(
+        nats_url: Option<&str>,
+        stream: &str,
+        replicas: u8,
+    ) -> anyhow::Result<Transport> {
+        Ok(match nats_url {
             None => Transport::InProcess,
-            Some(url) => Transport::JetStream(Box::new(
-                JetStream::connect(url, &settings.nats_stream, settings.nats_replicas).await?,
-            )),
+            Some(url) => {
+                Transport::JetStream(Box::new(JetStream::connect(url, stream, replicas).await?))
+            }
         })
     }
 
@@ -50,7 +53,7 @@ impl Transport {
     /// one. Returns the ids delivered and the failure, if any.
     pub(super) async fn deliver_all(
         &self,
-        state: &AppState,
+        consumer: &dyn Consume,
         events: &[Event],
     ) -> (Vec<i64>, Option<String>) {
         match self {
@@ -58,19 +61,19 @@ impl Transport {
                 // Each delivery span lasts until the platform has consumed the batch.
                 let deliveries: Vec<(Span, Option<String>)> =
                     events.iter().map(|e| delivery(e, "in-process")).collect();
-                let batch: Vec<platform::Delivered> = events
+                let batch: Vec<Delivered> = events
                     .iter()
                     .zip(&deliveries)
-                    .map(|(e, (_, traceparent))| platform::Delivered {
+                    .map(|(e, (_, traceparent))| Delivered {
                         id: e.id,
                         topic: &e.topic,
                         payload: &e.payload,
                         traceparent: traceparent.as_deref(),
                     })
                     .collect();
-                match platform::consume(state, &batch).await {
+                match consumer.consume(&batch).await {
                     Ok(()) => (events.iter().map(|e| e.id).collect(), None),
-                    Err(error) => (Vec::new(), Some(error.to_string())),
+                    Err(error) => (Vec::new(), Some(error)),
                 }
             }
             Transport::JetStream(nats) => publish_all(nats, events).await,

@@ -7,22 +7,15 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span};
 
-use super::{daily, PlatformError};
-use crate::app::AppState;
+use super::daily;
+use super::errors::PlatformError;
+use super::state::PlatformState;
 use crate::clock::shop_day;
 use crate::events::jetstream::JetStream;
 use crate::events::{OrderCancelled, OrderPaid, SoldItem, ORDER_CANCELLED, ORDER_PAID};
+use crate::outbox::{Consume, Delivered};
 use crate::store::{Conn, StoreError};
 use crate::telemetry;
-
-/// An event as delivered: its id (the idempotency key), topic, payload and the W3C
-/// `traceparent` of its delivery, which its consumption continues.
-pub struct Delivered<'a> {
-    pub id: i64,
-    pub topic: &'a str,
-    pub payload: &'a str,
-    pub traceparent: Option<&'a str>,
-}
 
 /// What an event does to one shop day's figures.
 enum Change {
@@ -36,8 +29,8 @@ enum Change {
 /// transaction as the change it makes, so a redelivered event changes nothing. Events of
 /// unknown topics and unreadable ones are counted and skipped: retrying cannot fix them, and
 /// holding them back would block every later event.
-pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), PlatformError> {
-    let tz = state.settings.time_zone;
+pub async fn consume(state: &PlatformState, events: &[Delivered<'_>]) -> Result<(), PlatformError> {
+    let tz = state.time_zone;
     let readable: Vec<(i64, NaiveDate, Change, Span)> = events
         .iter()
         .filter_map(|event| match readable(event, tz) {
@@ -95,6 +88,14 @@ pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), P
     Ok(())
 }
 
+/// The outbox relay hands events to the platform in this process through this.
+#[async_trait::async_trait]
+impl Consume for PlatformState {
+    async fn consume(&self, events: &[Delivered<'_>]) -> Result<(), String> {
+        consume(self, events).await.map_err(|e| e.to_string())
+    }
+}
+
 /// How long an applied event's id is remembered. A redelivery after that would count twice, so
 /// this outlasts every way an event comes back: JetStream's duplicate window (2 minutes), the
 /// stream's message age (a day, all a recreated consumer can replay) and the outbox's 7 days of
@@ -102,7 +103,7 @@ pub async fn consume(state: &AppState, events: &[Delivered<'_>]) -> Result<(), P
 const KEEP_PROCESSED: chrono::Duration = chrono::Duration::days(8);
 
 /// Forgets events applied longer ago than `KEEP_PROCESSED`; returns how many.
-pub async fn prune_processed(state: &AppState) -> Result<u64, PlatformError> {
+pub async fn prune_processed(state: &PlatformState) -> Result<u64, PlatformError> {
     let cutoff = state.clock.now() - KEEP_PROCESSED;
     state
         .db
@@ -169,7 +170,7 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 /// gone) it starts over, creating what is missing, with backoff; at once when NATS reconnects,
 /// since a server restarted without its store has lost both.
 pub async fn consume_jetstream(
-    state: Arc<AppState>,
+    state: PlatformState,
     nats: Option<JetStream>,
     shutdown: CancellationToken,
 ) {
@@ -205,7 +206,7 @@ pub async fn consume_jetstream(
 /// Creates the stream and the consumer when missing, then applies messages until an error;
 /// `subscribed` says whether it got that far.
 async fn consume_messages(
-    state: &AppState,
+    state: &PlatformState,
     nats: &JetStream,
     subscribed: &mut bool,
 ) -> Result<(), String> {

@@ -6,13 +6,10 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use super::{consumer, PlatformError};
-use crate::app::AppState;
+use super::errors::PlatformError;
+use super::state::PlatformState;
 use crate::clock::{day_bounds, shop_day};
 use crate::events::SoldItem;
 use crate::order;
@@ -20,7 +17,6 @@ use crate::store::{Conn, StoreError};
 
 /// Days missed while the service was down are caught up this far back.
 const CATCH_UP_DAYS: u64 = 31;
-const CHECK_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct DaySummary {
@@ -36,15 +32,15 @@ pub struct DaySummary {
 
 /// Recomputes `day` from the stored orders and stores it as the day's authoritative figures.
 /// Running it again gives the same figures; concurrent runs for one day wait for each other.
-pub async fn run_day(state: &AppState, day: NaiveDate) -> Result<DaySummary, PlatformError> {
+pub async fn run_day(state: &PlatformState, day: NaiveDate) -> Result<DaySummary, PlatformError> {
     let summary = store_day(state, day).await?;
     tracing::info!(%day, products = summary.products, quantity = summary.quantity, "daily sales stored");
     Ok(summary)
 }
 
 /// `run_day` without its log line, for runs that log a summary of many days.
-async fn store_day(state: &AppState, day: NaiveDate) -> Result<DaySummary, PlatformError> {
-    let (tz, now) = (state.settings.time_zone, state.clock.now());
+async fn store_day(state: &PlatformState, day: NaiveDate) -> Result<DaySummary, PlatformError> {
+    let (tz, now) = (state.time_zone, state.clock.now());
     let summary = state
         .db
         .write(move |conn| {
@@ -78,10 +74,10 @@ pub(super) async fn aggregate(
 
 /// `run_day` for a day that is over in the shop's time zone (the admin endpoint).
 pub async fn run_finished_day(
-    state: &AppState,
+    state: &PlatformState,
     day: NaiveDate,
 ) -> Result<DaySummary, PlatformError> {
-    let today = shop_day(state.clock.now(), state.settings.time_zone);
+    let today = shop_day(state.clock.now(), state.time_zone);
     if day >= today {
         return Err(PlatformError::Invalid(format!(
             "{day} is not over yet in the shop's time zone (today is {today})"
@@ -92,13 +88,13 @@ pub async fn run_finished_day(
 
 /// Runs every due day not yet finalized within the catch-up window: yesterday once the job
 /// time has passed today, and any day missed while the service was down.
-pub async fn catch_up(state: &AppState) -> Result<Vec<DaySummary>, PlatformError> {
-    let local = state.clock.now().with_timezone(&state.settings.time_zone);
+pub async fn catch_up(state: &PlatformState) -> Result<Vec<DaySummary>, PlatformError> {
+    let local = state.clock.now().with_timezone(&state.time_zone);
     let yesterday = local
         .date_naive()
         .checked_sub_days(Days::new(1))
         .expect("yesterday exists");
-    let last_due = if local.time() >= state.settings.daily_job_at {
+    let last_due = if local.time() >= state.daily_job_at {
         yesterday
     } else {
         yesterday
@@ -138,30 +134,9 @@ pub async fn catch_up(state: &AppState) -> Result<Vec<DaySummary>, PlatformError
     Ok(ran)
 }
 
-/// The scheduler: checks every minute whether a day is due, and forgets old processed events,
-/// until `shutdown`.
-pub async fn daily_job(state: Arc<AppState>, shutdown: CancellationToken) {
-    // 0 ("never") until the first check succeeds, so a scheduler failing from the start alerts.
-    metrics::gauge!("daily_sales_last_success_timestamp_seconds").increment(0.0);
-    loop {
-        if let Err(error) = catch_up(&state).await {
-            tracing::warn!(%error, "the daily sales job failed; it will try again");
-        }
-        match consumer::prune_processed(&state).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "forgot old processed events"),
-            Err(error) => tracing::warn!(%error, "pruning processed events failed"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(CHECK_EVERY) => {}
-        }
-    }
-}
-
 /// A day's figures as the admin API shows them.
 pub async fn figures(
-    state: &AppState,
+    state: &PlatformState,
     day: NaiveDate,
 ) -> Result<(bool, Vec<SoldItem>), PlatformError> {
     Ok(state.db.read_lagging().await?.day_sales(day).await?)

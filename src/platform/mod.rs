@@ -4,29 +4,16 @@
 
 mod consumer;
 mod daily;
+mod errors;
 mod popular;
 mod routes;
+mod schedule;
+mod state;
 
-pub use consumer::{consume, consume_jetstream, Delivered};
-pub use daily::{catch_up, daily_job, run_day, run_finished_day, DaySummary};
+pub use consumer::{consume, consume_jetstream};
+pub use daily::{catch_up, run_day, run_finished_day, DaySummary};
+pub use errors::PlatformError;
 pub use popular::{popular, Platform, Popular, PopularItem};
 pub use routes::routes;
-
-use crate::store::{StoreError, StoreFault};
-
-#[derive(Debug, thiserror::Error)]
-pub enum PlatformError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Db(#[from] StoreError),
-}
-
-impl StoreFault for PlatformError {
-    fn store_error(&self) -> Option<&StoreError> {
-        match self {
-            PlatformError::Db(e) => Some(e),
-            PlatformError::Invalid(_) => None,
-        }
-    }
-}
+pub use schedule::daily_job;
+pub use state::PlatformState;

@@ -6,11 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 
-use super::PlatformError;
-use crate::app::AppState;
-use crate::clock::shop_day;
+use super::errors::PlatformError;
 use crate::ids::ProductId;
 use crate::product::{self, Product};
+use crate::store::Db;
 
 /// Today and the two days before it.
 const WINDOW_DAYS: u64 = 3;
@@ -95,20 +94,19 @@ impl Platform {
 
 /// The top products of the last three days, from the platform's statistics (인기 상품 조회):
 /// the platform ranks product ids, then the product module supplies their details.
-pub async fn popular(state: &AppState) -> Result<Arc<Popular>, PlatformError> {
-    let today = shop_day(state.clock.now(), state.settings.time_zone);
-    state
-        .platform
-        .get_or_load(today, top_products(state, today))
-        .await
+pub async fn popular(
+    db: &Db,
+    cache: &Platform,
+    today: NaiveDate,
+) -> Result<Arc<Popular>, PlatformError> {
+    cache.get_or_load(today, top_products(db, today)).await
 }
 
-async fn top_products(state: &AppState, today: NaiveDate) -> Result<Popular, PlatformError> {
+async fn top_products(db: &Db, today: NaiveDate) -> Result<Popular, PlatformError> {
     let from = today
         .checked_sub_days(Days::new(WINDOW_DAYS - 1))
         .expect("a date three days earlier exists");
-    let top = state
-        .db
+    let top = db
         .read_lagging()
         .await?
         .top_products(from, today, TOP)
@@ -117,7 +115,7 @@ async fn top_products(state: &AppState, today: NaiveDate) -> Result<Popular, Pla
         .iter()
         .filter_map(|(id, _)| ProductId::new(*id))
         .collect();
-    let mut details: HashMap<ProductId, Product> = product::find_many(&state.db, &ids)
+    let mut details: HashMap<ProductId, Product> = product::find_many(db, &ids)
         .await?
         .into_iter()
         .map(|p| (p.id, p))

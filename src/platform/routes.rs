@@ -1,20 +1,24 @@
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::daily::{self, DaySummary};
 use super::popular::{self, Popular};
-use crate::app::AppState;
-use crate::clock::Day;
+use super::state::PlatformState;
+use crate::clock::{shop_day, Day};
 use crate::events::SoldItem;
 use crate::http::responses::problems;
-use crate::http::{Admin, Json, Problem, Query};
+use crate::http::{Admin, Json, JwtKeys, Problem, Query};
 
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+pub fn routes<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    PlatformState: FromRef<S>,
+    JwtKeys: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(popular_products))
         .routes(routes!(run_daily_sales))
@@ -29,8 +33,10 @@ problems!(PopularProblems { Unavailable });
 /// event transport is up.
 #[utoipa::path(get, path = "/products/popular", tag = "products",
     responses((status = 200, body = Popular), PopularProblems))]
-async fn popular_products(State(app): State<Arc<AppState>>) -> Result<Json<Popular>, Problem> {
-    Ok(Json(popular::popular(&app).await?.as_ref().clone()))
+async fn popular_products(State(app): State<PlatformState>) -> Result<Json<Popular>, Problem> {
+    let today = shop_day(app.clock.now(), app.time_zone);
+    let popular = popular::popular(&app.db, &app.popular, today).await?;
+    Ok(Json(popular.as_ref().clone()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -57,7 +63,7 @@ problems!(RunDailySalesProblems {
         RunDailySalesProblems,
     ))]
 async fn run_daily_sales(
-    State(app): State<Arc<AppState>>,
+    State(app): State<PlatformState>,
     _: Admin,
     Query(query): Query<DateQuery>,
 ) -> Result<Json<DaySummary>, Problem> {
@@ -97,7 +103,7 @@ problems!(DailySalesProblems {
         DailySalesProblems,
     ))]
 async fn daily_sales(
-    State(app): State<Arc<AppState>>,
+    State(app): State<PlatformState>,
     _: Admin,
     Query(query): Query<DateQuery>,
 ) -> Result<Json<DaySales>, Problem> {

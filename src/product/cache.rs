@@ -8,7 +8,7 @@ use moka::sync::Cache;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::service::Product;
+use super::model::Product;
 use crate::ids::ProductId;
 
 const MAX_ENTRIES: u64 = 100_000;

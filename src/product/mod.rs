@@ -1,13 +1,16 @@
 //! Products (상품): the catalogue, its stock, and the admin operations on it.
 
 mod cache;
+mod errors;
+mod model;
 mod routes;
 mod service;
 pub mod stock;
 
 pub use cache::ProductCache;
+pub use model::Product;
 pub use routes::routes;
 pub use service::{
-    create, find_many, get, list, update, NewProduct, Product, ProductError, ProductPatch,
+    create, find_many, get, list, update, NewProduct, ProductError, ProductPatch, ProductState,
     MAX_PRICE, MAX_STOCK,
 };

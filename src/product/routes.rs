@@ -1,18 +1,21 @@
-use axum::extract::State;
-use axum::http::StatusCode;
-use std::sync::Arc;
+use axum::extract::{FromRef, State};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{self, NewProduct, Product, ProductPatch};
-use crate::app::AppState;
+use super::model::Product;
+use super::service::{self, NewProduct, ProductPatch, ProductState};
 use crate::http::extract::{IdParam, PageParams, Paging};
 use crate::http::responses::{problems, BodyFaults, BAD_ID, BAD_PAGE};
-use crate::http::{Admin, Json, PathId, Problem};
+use crate::http::{Admin, Created, Json, JwtKeys, PathId, Problem};
 use crate::ids::ProductId;
 use crate::page::Page;
 
-pub fn routes() -> OpenApiRouter<Arc<AppState>> {
+pub fn routes<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ProductState: FromRef<S>,
+    JwtKeys: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(get_product))
         .routes(routes!(list_products))
@@ -34,10 +37,10 @@ problems!(GetProductProblems {
         GetProductProblems,
     ))]
 async fn get_product(
-    State(app): State<Arc<AppState>>,
+    State(app): State<ProductState>,
     PathId(id): PathId<ProductId>,
 ) -> Result<Json<Product>, Problem> {
-    Ok(Json(service::get(&app.db, &app.products, id).await?))
+    Ok(Json(service::get(&app.db, &app.cache, id).await?))
 }
 
 problems!(ListProductsProblems {
@@ -52,7 +55,7 @@ problems!(ListProductsProblems {
         ListProductsProblems,
     ))]
 async fn list_products(
-    State(app): State<Arc<AppState>>,
+    State(app): State<ProductState>,
     Paging(page): Paging,
 ) -> Result<Json<Page<Product>>, Problem> {
     Ok(Json(service::list(&app.db, page).await?))
@@ -74,13 +77,12 @@ problems!(CreateProductProblems {
         BodyFaults,
     ))]
 async fn create_product(
-    State(app): State<Arc<AppState>>,
+    State(app): State<ProductState>,
     _: Admin,
     Json(new): Json<NewProduct>,
-) -> Result<(StatusCode, Json<Product>), Problem> {
-    Ok((
-        StatusCode::CREATED,
-        Json(service::create(&app.db, app.clock.as_ref(), new).await?),
+) -> Result<Created<Product>, Problem> {
+    Ok(Created(
+        service::create(&app.db, app.clock.as_ref(), new).await?,
     ))
 }
 
@@ -102,12 +104,12 @@ problems!(UpdateProductProblems {
         BodyFaults,
     ))]
 async fn update_product(
-    State(app): State<Arc<AppState>>,
+    State(app): State<ProductState>,
     _: Admin,
     PathId(id): PathId<ProductId>,
     Json(patch): Json<ProductPatch>,
 ) -> Result<Json<Product>, Problem> {
     Ok(Json(
-        service::update(&app.db, app.clock.as_ref(), &app.products, id, patch).await?,
+        service::update(&app.db, app.clock.as_ref(), &app.cache, id, patch).await?,
     ))
 }

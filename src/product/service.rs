@@ -1,14 +1,16 @@
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
+use std::sync::Arc;
 use thiserror::Error;
 use utoipa::ToSchema;
 
 use super::cache::ProductCache;
+use super::model::Product;
 use crate::bounds;
 use crate::clock::Clock;
 use crate::ids::ProductId;
 use crate::page::{Page, PageRequest};
-use crate::store::product::{ProductChange, ProductRow};
-use crate::store::{Db, StoreError, StoreFault};
+use crate::store::product::ProductChange;
+use crate::store::{Db, StoreError};
 
 /// Upper bounds that keep every order total far inside 64 bits.
 pub const MAX_PRICE: i64 = 1_000_000_000;
@@ -24,37 +26,14 @@ pub enum ProductError {
     Db(#[from] StoreError),
 }
 
-impl StoreFault for ProductError {
-    fn store_error(&self) -> Option<&StoreError> {
-        match self {
-            ProductError::Db(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+crate::store::store_fault!(ProductError);
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-pub struct Product {
-    #[schema(value_type = i64, example = 1)]
-    pub id: ProductId,
-    #[schema(example = "Wireless earbuds")]
-    pub name: String,
-    /// Won.
-    #[schema(example = 89000)]
-    pub price: i64,
-    #[schema(example = 120)]
-    pub stock: i64,
-}
-
-impl From<ProductRow> for Product {
-    fn from(row: ProductRow) -> Self {
-        Product {
-            id: row.id,
-            name: row.name,
-            price: row.price,
-            stock: row.stock,
-        }
-    }
+/// What the catalogue's handlers use.
+#[derive(Clone)]
+pub struct ProductState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub cache: Arc<ProductCache>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

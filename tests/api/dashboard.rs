@@ -7,7 +7,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use commerce::config::EdgeArgs;
-use commerce::http::server::{with_deadlines, Edge};
+use commerce::http::server::with_deadlines;
 use commerce::outbox::Transport;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -31,23 +31,21 @@ async fn every_metric_the_dashboard_and_alerts_query_is_exported(backend: Backen
     // The background work and the edge that `serve` runs with.
     let shutdown = CancellationToken::new();
     let relay = tokio::spawn(commerce::outbox::relay(
-        app.state.clone(),
+        app.state.relay(),
         Arc::new(Transport::InProcess),
         shutdown.clone(),
     ));
     let daily = tokio::spawn(commerce::platform::daily_job(
-        app.state.clone(),
+        app.state.platform(),
         shutdown.clone(),
     ));
-    let edge = Edge::new(
-        &EdgeArgs {
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            max_connections: None,
-        },
-        1024,
-    );
+    let edge = EdgeArgs {
+        header_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(30),
+        max_connections: None,
+    }
+    .edge(1024);
     let served = with_deadlines(app.router.clone(), &edge);
 
     short_load(&app).await;

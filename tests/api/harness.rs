@@ -246,9 +246,12 @@ impl TestApp {
 
     /// Runs the outbox relay once, delivering pending events to the platform in-process.
     pub async fn deliver_events(&self) -> usize {
-        commerce::outbox::deliver_pending(&self.state, &commerce::outbox::Transport::InProcess)
-            .await
-            .expect("deliver events")
+        commerce::outbox::deliver_pending(
+            &self.state.relay(),
+            &commerce::outbox::Transport::InProcess,
+        )
+        .await
+        .expect("deliver events")
     }
 
     pub fn token(&self, user: i64) -> String {

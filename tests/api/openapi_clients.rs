@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn document() -> Value {
-    serde_json::to_value(commerce::http::openapi(&settings())).unwrap()
+    serde_json::to_value(commerce::app::openapi(&settings())).unwrap()
 }
 
 /// Follows a `$ref` to its component.

@@ -151,7 +151,7 @@ async fn processed_events_are_forgotten_after_eight_days(backend: Backend) {
         .advance(chrono::Duration::days(7) + chrono::Duration::hours(1));
     let shutdown = tokio_util::sync::CancellationToken::new();
     let scheduler = tokio::spawn(commerce::platform::daily_job(
-        app.state.clone(),
+        app.state.platform(),
         shutdown.clone(),
     ));
     let remaining = || app.scalar("SELECT COUNT(*) FROM platform_processed_events");
@@ -208,7 +208,7 @@ async fn the_relay_delivers_soon_after_commit(backend: Backend) {
     let a = app.product("A", 100, 100).await;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let relay = tokio::spawn(commerce::outbox::relay(
-        app.state.clone(),
+        app.state.relay(),
         std::sync::Arc::new(commerce::outbox::Transport::InProcess),
         shutdown.clone(),
     ));
@@ -377,7 +377,11 @@ async fn concurrent_runs_of_the_job_on_two_instances_give_one_result(backend: Ba
             } else {
                 other.clone()
             };
-            tokio::spawn(async move { commerce::platform::run_day(&state, day).await.unwrap() })
+            tokio::spawn(async move {
+                commerce::platform::run_day(&state.platform(), day)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     for run in runs {
@@ -420,7 +424,9 @@ async fn the_scheduler_catches_up_missed_days_after_the_job_time(backend: Backen
     buy(&app, 2, a, 5).await;
     // 00:04 on the 24th in Seoul: before the 00:05 job time the 23rd is not due yet.
     app.clock.set(at("2026-11-23T15:04:00Z"));
-    let ran = commerce::platform::catch_up(&app.state).await.unwrap();
+    let ran = commerce::platform::catch_up(&app.state.platform())
+        .await
+        .unwrap();
     assert_eq!(ran.last().unwrap().date.to_string(), "2026-11-22");
     assert_eq!(
         ran.len(),
@@ -428,14 +434,16 @@ async fn the_scheduler_catches_up_missed_days_after_the_job_time(backend: Backen
         "a month of days is caught up on the first start"
     );
     app.clock.set(at("2026-11-23T15:05:00Z"));
-    let ran = commerce::platform::catch_up(&app.state).await.unwrap();
+    let ran = commerce::platform::catch_up(&app.state.platform())
+        .await
+        .unwrap();
     assert_eq!(ran.len(), 1);
     assert_eq!(
         (ran[0].date.to_string(), ran[0].quantity),
         ("2026-11-23".to_owned(), 5)
     );
     assert!(
-        commerce::platform::catch_up(&app.state)
+        commerce::platform::catch_up(&app.state.platform())
             .await
             .unwrap()
             .is_empty(),

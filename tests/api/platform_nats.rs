@@ -72,12 +72,12 @@ pub fn nats_settings(url: &str) -> Settings {
 pub fn start_pipeline(app: &TestApp, transport: Arc<Transport>) -> CancellationToken {
     let shutdown = CancellationToken::new();
     tokio::spawn(outbox::relay(
-        app.state.clone(),
+        app.state.relay(),
         transport.clone(),
         shutdown.clone(),
     ));
     tokio::spawn(commerce::platform::consume_jetstream(
-        app.state.clone(),
+        app.state.platform(),
         transport.jetstream(),
         shutdown.clone(),
     ));
@@ -188,7 +188,7 @@ pub async fn on_nats(
     settings: Settings,
 ) -> (TestApp, Arc<Transport>, CancellationToken) {
     let app = TestApp::with_settings(backend, settings).await;
-    let transport = Arc::new(Transport::from_settings(&app.state.settings).await.unwrap());
+    let transport = Arc::new(app.state.settings.transport().await.unwrap());
     let shutdown = start_pipeline(&app, transport.clone());
     (app, transport, shutdown)
 }

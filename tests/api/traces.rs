@@ -14,7 +14,6 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use commerce::outbox::Transport;
 use commerce::telemetry::Traces;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -145,7 +144,7 @@ async fn an_orders_trace_runs_from_its_request_to_the_platform(backend: Backend,
             None
         }
         Via::JetStream => {
-            let transport = Transport::from_settings(&app.state.settings).await;
+            let transport = app.state.settings.transport().await;
             Some(start_pipeline(&app, Arc::new(transport.expect("NATS"))))
         }
     };

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::AppState;
+use super::state::AppState;
 use crate::coupon::{self, DiscountType, NewCoupon};
 use crate::ids::UserId;
 use crate::page::PageRequest;

@@ -7,8 +7,8 @@ use axum::Json;
 use serde_json::json;
 use std::sync::Arc;
 
-use super::problem::{ErrorCode, Problem};
-use crate::app::AppState;
+use super::state::AppState;
+use crate::http::{ErrorCode, Problem};
 use crate::outbox;
 
 /// The process is up.

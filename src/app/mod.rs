@@ -1,61 +1,32 @@
 //! The one place that wires things together: state, router, background tasks, serving.
 
+mod background;
+pub mod demo;
+mod errors;
+mod ops;
+mod routes;
+mod state;
+
+pub use routes::openapi;
+pub use state::AppState;
+
 use anyhow::Context;
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::{Clock, SystemClock};
-use crate::config::{LogFormat, ServeArgs, Settings};
+use crate::clock::SystemClock;
+use crate::config::{LogFormat, ServeArgs};
 use crate::http::{self, JwtKeys};
 use crate::ids::UserId;
-use crate::store::{self, Batching, Db};
+use crate::store::{self, Batching};
 use crate::telemetry::Traces;
-use crate::{coupon, demo, idempotency, outbox, platform, product};
-
-/// Everything a request handler can reach.
-pub struct AppState {
-    pub db: Db,
-    pub clock: Arc<dyn Clock>,
-    pub settings: Settings,
-    pub jwt: JwtKeys,
-    pub metrics: PrometheusHandle,
-    pub outbox: outbox::Signal,
-    pub platform: platform::Platform,
-    pub sold_out_coupons: coupon::SoldOut,
-    pub products: product::ProductCache,
-    pub write_limiter: http::WriteLimiter,
-}
 
 impl AppState {
-    pub fn new(
-        db: Db,
-        settings: Settings,
-        jwt_secret: &str,
-        clock: Arc<dyn Clock>,
-    ) -> Arc<AppState> {
-        let platform = platform::Platform::new(settings.popular_cache_ttl);
-        let products = product::ProductCache::new(settings.product_cache_ttl);
-        let write_limiter = http::WriteLimiter::new(settings.user_write_quota);
-        Arc::new(AppState {
-            db,
-            clock,
-            settings,
-            jwt: JwtKeys::new(jwt_secret),
-            metrics: http::metrics_recorder(),
-            outbox: outbox::Signal::default(),
-            platform,
-            sold_out_coupons: coupon::SoldOut::default(),
-            products,
-            write_limiter,
-        })
-    }
-
     pub fn router(self: &Arc<Self>) -> Router {
-        http::router(self.clone())
+        routes::router(self.clone())
     }
 }
 
@@ -72,7 +43,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     check_secrets(&secret, args.jwt_previous_secret.as_deref())?;
     let nofile = http::server::raise_open_file_limit();
-    let edge = http::server::Edge::new(&args.edge, nofile);
+    let edge = args.edge.edge(nofile);
     // A write answered 503 by the request timeout must never start afterwards.
     let batching = Batching {
         deadline: args.edge.request_timeout.min(store::WRITE_DEADLINE),
@@ -104,21 +75,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let shutdown = CancellationToken::new();
-    let transport = Arc::new(outbox::Transport::from_settings(&state.settings).await?);
-    let background = vec![
-        tokio::spawn(outbox::relay(
-            state.clone(),
-            transport.clone(),
-            shutdown.clone(),
-        )),
-        tokio::spawn(platform::consume_jetstream(
-            state.clone(),
-            transport.jetstream(),
-            shutdown.clone(),
-        )),
-        tokio::spawn(platform::daily_job(state.clone(), shutdown.clone())),
-        tokio::spawn(housekeeping(state.clone(), shutdown.clone())),
-    ];
+    let background = background::start(&state, shutdown.clone()).await?;
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -160,34 +117,6 @@ fn check_secrets(current: &str, previous: Option<&str>) -> anyhow::Result<()> {
         anyhow::bail!("COMMERCE_JWT_PREVIOUS_SECRET {problem}");
     }
     Ok(())
-}
-
-/// Prunes expired idempotency keys and delivered outbox events; keeps histograms bounded.
-async fn housekeeping(state: Arc<AppState>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        state.metrics.run_upkeep();
-        let now = state.clock.now();
-        let pruned = state
-            .db
-            .write(move |conn| {
-                Box::pin(async move {
-                    let keys = idempotency::prune(conn, now).await?;
-                    let events = outbox::prune(conn, now).await?;
-                    Ok::<_, crate::store::StoreError>((keys, events))
-                })
-            })
-            .await;
-        match pruned {
-            Ok((keys, events)) if keys + events > 0 => tracing::info!(keys, events, "pruned"),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "housekeeping failed"),
-        }
-    }
 }
 
 async fn shutdown_signal() {
