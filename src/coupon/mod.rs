@@ -9,7 +9,7 @@ mod service;
 mod usable;
 
 pub use errors::CouponError;
-pub use model::{Coupon, DiscountType, Terms, UserCoupon, UserCouponStatus};
+pub use model::{Coupon, DiscountType, UserCoupon, UserCouponStatus};
 pub use routes::routes;
 pub use service::{create, get, issue, list_mine, CouponState, NewCoupon, SoldOut};
-pub use usable::{redeem, usable};
+pub use usable::{redeem, usable, Terms};

@@ -1,37 +1,13 @@
-//! Coupon campaigns, the coupons issued from them and their discount terms, as the API shows
-//! them and as orders use them.
+//! Coupon campaigns and the coupons issued from them, as the API shows them.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::usable::open;
 use crate::ids::{CouponId, UserCouponId};
-use crate::money::Won;
 pub use crate::store::coupon::DiscountType;
-use crate::store::coupon::{CouponRow, TermsRow, UserCouponRow};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Terms {
-    pub discount_type: DiscountType,
-    pub discount_value: i64,
-    pub min_order_amount: Won,
-}
-
-impl Terms {
-    /// The discount on an order of `total`: never more than the total; RATE rounds down.
-    /// `None` when the total is under the coupon's minimum order amount.
-    pub fn discount_on(&self, total: Won) -> Option<Won> {
-        if total < self.min_order_amount {
-            return None;
-        }
-        let discount = match self.discount_type {
-            DiscountType::Fixed => self.discount_value,
-            // i128: total × rate cannot overflow whatever the total.
-            DiscountType::Rate => (total.get() as i128 * self.discount_value as i128 / 100) as i64,
-        };
-        Some(Won(discount.clamp(0, total.get())))
-    }
-}
+use crate::store::coupon::{CouponRow, UserCouponRow};
 
 /// A coupon campaign.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -78,16 +54,6 @@ pub struct UserCoupon {
     pub used_at: Option<DateTime<Utc>>,
 }
 
-impl From<TermsRow> for Terms {
-    fn from(row: TermsRow) -> Self {
-        Terms {
-            discount_type: row.discount_type,
-            discount_value: row.discount_value,
-            min_order_amount: Won(row.min_order_amount),
-        }
-    }
-}
-
 impl From<CouponRow> for Coupon {
     fn from(row: CouponRow) -> Self {
         Coupon {
@@ -111,7 +77,7 @@ impl UserCoupon {
     pub(super) fn at(row: UserCouponRow, now: DateTime<Utc>) -> Self {
         let status = match row.used_at {
             Some(_) => UserCouponStatus::Used,
-            None if !super::usable::open(false, row.expires_at, now) => UserCouponStatus::Expired,
+            None if !open(false, row.expires_at, now) => UserCouponStatus::Expired,
             None => UserCouponStatus::Available,
         };
         UserCoupon {
@@ -123,54 +89,5 @@ impl UserCoupon {
             expires_at: row.expires_at,
             used_at: row.used_at,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn terms(discount_type: DiscountType, value: i64, min: i64) -> Terms {
-        Terms {
-            discount_type,
-            discount_value: value,
-            min_order_amount: Won(min),
-        }
-    }
-
-    #[test]
-    fn a_fixed_discount_never_exceeds_the_total() {
-        assert_eq!(
-            terms(DiscountType::Fixed, 3000, 0).discount_on(Won(10_000)),
-            Some(Won(3000))
-        );
-        assert_eq!(
-            terms(DiscountType::Fixed, 3000, 0).discount_on(Won(2000)),
-            Some(Won(2000))
-        );
-    }
-
-    #[test]
-    fn a_rate_discount_rounds_down() {
-        assert_eq!(
-            terms(DiscountType::Rate, 15, 0).discount_on(Won(999)),
-            Some(Won(149))
-        );
-        assert_eq!(
-            terms(DiscountType::Rate, 100, 0).discount_on(Won(999)),
-            Some(Won(999))
-        );
-    }
-
-    #[test]
-    fn the_minimum_order_amount_is_compared_with_the_total_before_discount() {
-        assert_eq!(
-            terms(DiscountType::Fixed, 1000, 5000).discount_on(Won(4999)),
-            None
-        );
-        assert_eq!(
-            terms(DiscountType::Fixed, 1000, 5000).discount_on(Won(5000)),
-            Some(Won(1000))
-        );
     }
 }

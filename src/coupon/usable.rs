@@ -3,9 +3,43 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Terms;
 use crate::ids::UserId;
-use crate::store::coupon::HeldCouponRow;
+use crate::money::Won;
+use crate::store::coupon::{DiscountType, HeldCouponRow, TermsRow};
+
+/// What a coupon takes off an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terms {
+    pub discount_type: DiscountType,
+    pub discount_value: i64,
+    pub min_order_amount: Won,
+}
+
+impl Terms {
+    /// The discount on an order of `total`: never more than the total; RATE rounds down.
+    /// `None` when the total is under the coupon's minimum order amount.
+    pub fn discount_on(&self, total: Won) -> Option<Won> {
+        if total < self.min_order_amount {
+            return None;
+        }
+        let discount = match self.discount_type {
+            DiscountType::Fixed => self.discount_value,
+            // i128: total × rate cannot overflow whatever the total.
+            DiscountType::Rate => (total.get() as i128 * self.discount_value as i128 / 100) as i64,
+        };
+        Some(Won(discount.clamp(0, total.get())))
+    }
+}
+
+impl From<TermsRow> for Terms {
+    fn from(row: TermsRow) -> Self {
+        Terms {
+            discount_type: row.discount_type,
+            discount_value: row.discount_value,
+            min_order_amount: Won(row.min_order_amount),
+        }
+    }
+}
 
 /// Not used and not expired at `now`.
 pub fn open(used: bool, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
@@ -26,9 +60,7 @@ pub fn redeem(coupon: &mut HeldCouponRow) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coupon::DiscountType;
     use crate::ids::UserCouponId;
-    use crate::store::coupon::TermsRow;
 
     #[test]
     fn only_its_owner_uses_it_unused_and_before_it_expires() {
@@ -50,5 +82,49 @@ mod tests {
         assert!(usable(&coupon, owner, coupon.expires_at).is_none());
         redeem(&mut coupon);
         assert!(usable(&coupon, owner, now).is_none());
+    }
+
+    fn terms(discount_type: DiscountType, value: i64, min: i64) -> Terms {
+        Terms {
+            discount_type,
+            discount_value: value,
+            min_order_amount: Won(min),
+        }
+    }
+
+    #[test]
+    fn a_fixed_discount_never_exceeds_the_total() {
+        assert_eq!(
+            terms(DiscountType::Fixed, 3000, 0).discount_on(Won(10_000)),
+            Some(Won(3000))
+        );
+        assert_eq!(
+            terms(DiscountType::Fixed, 3000, 0).discount_on(Won(2000)),
+            Some(Won(2000))
+        );
+    }
+
+    #[test]
+    fn a_rate_discount_rounds_down() {
+        assert_eq!(
+            terms(DiscountType::Rate, 15, 0).discount_on(Won(999)),
+            Some(Won(149))
+        );
+        assert_eq!(
+            terms(DiscountType::Rate, 100, 0).discount_on(Won(999)),
+            Some(Won(999))
+        );
+    }
+
+    #[test]
+    fn the_minimum_order_amount_is_compared_with_the_total_before_discount() {
+        assert_eq!(
+            terms(DiscountType::Fixed, 1000, 5000).discount_on(Won(4999)),
+            None
+        );
+        assert_eq!(
+            terms(DiscountType::Fixed, 1000, 5000).discount_on(Won(5000)),
+            Some(Won(1000))
+        );
     }
 }
