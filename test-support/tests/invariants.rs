@@ -19,7 +19,7 @@ async fn migrated(postgres: bool) -> (Database, Raw, &'static str) {
         (db, "sqlite", "0")
     };
     let raw = Raw::connect(&db.url).await;
-    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/");
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/");
     let mut files: Vec<_> = std::fs::read_dir(format!("{folder}{dir}"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
