@@ -27,10 +27,7 @@ where
         .routes(routes!(history))
 }
 
-problems!(GetBalanceProblems {
-    Unauthorized,
-    Unavailable
-});
+problems!(GetBalanceProblems for SIGNED_IN {});
 
 /// The caller's balance (0 for a user who never charged).
 #[utoipa::path(get, path = "/me/balance", tag = "balance", security(("bearer" = [])),
@@ -75,15 +72,10 @@ pub fn document_max_charge(openapi: &mut utoipa::openapi::OpenApi, max_charge: i
     panic!("ChargeRequest.amount is not in the OpenAPI document");
 }
 
-problems!(ChargeProblems {
+problems!(ChargeProblems for KEYED_WRITE {
     InvalidAmount,
     ValidationFailed: "a malformed body or header",
-    Unauthorized,
-    RateLimited,
     BalanceLimitExceeded,
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
-    Unavailable,
 });
 
 /// Charge the caller's balance. Honours `Idempotency-Key`.
@@ -113,10 +105,8 @@ async fn charge(
     respond(StatusCode::OK, outcome)
 }
 
-problems!(HistoryProblems {
+problems!(HistoryProblems for SIGNED_IN {
     ValidationFailed: BAD_PAGE,
-    Unauthorized,
-    Unavailable,
 });
 
 /// The caller's balance history, newest first.

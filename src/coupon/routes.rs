@@ -33,9 +33,8 @@ where
         .routes(routes!(create_coupon))
 }
 
-problems!(IssuableCouponsProblems {
+problems!(IssuableCouponsProblems for PUBLIC {
     ValidationFailed: BAD_PAGE,
-    Unavailable,
 });
 
 /// The coupons that can be issued now (issue window open, some remaining), by id.
@@ -54,10 +53,9 @@ async fn issuable_coupons(
     ))
 }
 
-problems!(GetCouponProblems {
+problems!(GetCouponProblems for PUBLIC {
     ValidationFailed: BAD_ID,
     CouponNotFound,
-    Unavailable,
 });
 
 /// A coupon campaign with its remaining quantity.
@@ -74,15 +72,12 @@ async fn get_coupon(
     Ok(Json(service::get(&app.db, id).await?))
 }
 
-problems!(IssueCouponProblems {
+problems!(IssueCouponProblems for USER_WRITE {
     ValidationFailed: BAD_ID,
-    Unauthorized,
-    RateLimited,
     CouponNotFound,
     CouponSoldOut,
     CouponAlreadyIssued,
     CouponNotIssuable,
-    Unavailable,
 });
 
 /// Issue one coupon to the caller, first come, first served (one per user).
@@ -102,10 +97,8 @@ async fn issue_coupon(
     ))
 }
 
-problems!(MyCouponsProblems {
+problems!(MyCouponsProblems for SIGNED_IN {
     ValidationFailed: BAD_PAGE,
-    Unauthorized,
-    Unavailable,
 });
 
 /// The caller's coupons, newest first, each AVAILABLE, USED or EXPIRED.
@@ -125,12 +118,9 @@ async fn my_coupons(
     ))
 }
 
-problems!(CreateCouponProblems {
+problems!(CreateCouponProblems for ADMIN {
     ValidationFailed:
         "a malformed body, a field out of its bounds, or issue_starts_at not before issue_ends_at",
-    Unauthorized,
-    Forbidden,
-    Unavailable,
 });
 
 /// Create a coupon campaign (admin).

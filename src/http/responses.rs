@@ -12,10 +12,12 @@ use utoipa::IntoResponses;
 
 use super::problem::{ErrorCode, Problem};
 
-/// Declares a type whose `IntoResponses` are the problems an operation can answer: each code,
-/// optionally with what it means for that operation (else its general meaning).
+/// Declares a type whose `IntoResponses` are the problems an operation can answer: the codes
+/// every operation for its callers answers (`for PUBLIC`, `SIGNED_IN`, `USER_WRITE`,
+/// `KEYED_WRITE`, `ADMIN`, `ADMIN_KEYED_WRITE`), then its own, each optionally with what it
+/// means for that operation (else its general meaning).
 macro_rules! problems {
-    ($name:ident { $($code:ident $(: $why:expr)?),* $(,)? }) => {
+    ($name:ident for $callers:ident { $($code:ident $(: $why:expr)?),* $(,)? }) => {
         struct $name;
 
         impl utoipa::IntoResponses for $name {
@@ -23,19 +25,57 @@ macro_rules! problems {
                 String,
                 utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
             > {
-                $crate::http::responses::problem_responses(&[$(
+                let own = [$(
                     ($crate::http::ErrorCode::$code, [$($why)?].first().copied()),
-                )*])
+                )*];
+                $crate::http::responses::problem_responses(&own, $crate::http::responses::$callers)
             }
         }
     };
 }
 pub(crate) use problems;
 
-/// The responses for `codes`, one per status.
-pub fn problem_responses(codes: &[(ErrorCode, Option<&str>)]) -> BTreeMap<String, RefOr<Response>> {
+/// Anyone: the server may be unable to answer.
+pub const PUBLIC: &[ErrorCode] = &[ErrorCode::Unavailable];
+/// A bearer token is needed.
+pub const SIGNED_IN: &[ErrorCode] = &[ErrorCode::Unauthorized, ErrorCode::Unavailable];
+/// A user's write, under the per-user write limit.
+pub const USER_WRITE: &[ErrorCode] = &[
+    ErrorCode::Unauthorized,
+    ErrorCode::RateLimited,
+    ErrorCode::Unavailable,
+];
+/// A user's write that honours `Idempotency-Key`.
+pub const KEYED_WRITE: &[ErrorCode] = &[
+    ErrorCode::Unauthorized,
+    ErrorCode::RateLimited,
+    ErrorCode::IdempotencyKeyInUse,
+    ErrorCode::IdempotencyKeyReused,
+    ErrorCode::Unavailable,
+];
+/// The admin API.
+pub const ADMIN: &[ErrorCode] = &[
+    ErrorCode::Unauthorized,
+    ErrorCode::Forbidden,
+    ErrorCode::Unavailable,
+];
+/// An admin write that honours `Idempotency-Key`.
+pub const ADMIN_KEYED_WRITE: &[ErrorCode] = &[
+    ErrorCode::Unauthorized,
+    ErrorCode::Forbidden,
+    ErrorCode::IdempotencyKeyInUse,
+    ErrorCode::IdempotencyKeyReused,
+    ErrorCode::Unavailable,
+];
+
+/// The responses for an operation's own codes and those of its callers, one per status.
+pub fn problem_responses(
+    own: &[(ErrorCode, Option<&str>)],
+    callers: &[ErrorCode],
+) -> BTreeMap<String, RefOr<Response>> {
     let mut by_status: BTreeMap<u16, Vec<Problem>> = BTreeMap::new();
-    for &(code, why) in codes {
+    let callers = callers.iter().map(|&code| (code, None));
+    for (code, why) in own.iter().copied().chain(callers) {
         by_status
             .entry(code.status().as_u16())
             .or_default()

@@ -82,18 +82,13 @@ fn user_coupon_id() -> utoipa::openapi::Object {
     )
 }
 
-problems!(PlaceOrderProblems {
+problems!(PlaceOrderProblems for KEYED_WRITE {
     InvalidOrder,
     ValidationFailed: "a malformed body or header",
-    Unauthorized,
-    RateLimited,
     ProductNotFound,
     OutOfStock,
     CouponNotUsable,
     InsufficientBalance,
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
-    Unavailable,
 });
 
 /// Order and pay from the balance, optionally with a coupon. Honours `Idempotency-Key`.
@@ -124,11 +119,9 @@ async fn place_order(
     respond(StatusCode::CREATED, outcome)
 }
 
-problems!(GetOrderProblems {
+problems!(GetOrderProblems for SIGNED_IN {
     ValidationFailed: BAD_ID,
-    Unauthorized,
     OrderNotFound,
-    Unavailable,
 });
 
 /// One of the caller's orders (another user's order is not found).
@@ -146,10 +139,8 @@ async fn get_order(
     Ok(Json(service::get(&app.db, user, id).await?))
 }
 
-problems!(MyOrdersProblems {
+problems!(MyOrdersProblems for SIGNED_IN {
     ValidationFailed: BAD_PAGE,
-    Unauthorized,
-    Unavailable,
 });
 
 /// The caller's orders, newest first.
@@ -167,15 +158,10 @@ async fn my_orders(
     Ok(Json(service::list_mine(&app.db, user, page).await?))
 }
 
-problems!(CancelOrderProblems {
+problems!(CancelOrderProblems for KEYED_WRITE {
     ValidationFailed: "the id is not a positive 64-bit integer, or a malformed header",
-    Unauthorized,
-    RateLimited,
     OrderNotFound,
     OrderNotCancellable,
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
-    Unavailable,
 });
 
 /// Cancel one of the caller's orders within the cancellation window: stock, coupon and
@@ -195,15 +181,10 @@ async fn cancel_order(
     cancel_as(&app, Canceller::Owner(user), id, key).await
 }
 
-problems!(AdminCancelOrderProblems {
+problems!(AdminCancelOrderProblems for ADMIN_KEYED_WRITE {
     ValidationFailed: "the id is not a positive 64-bit integer, or a malformed header",
-    Unauthorized,
-    Forbidden,
     OrderNotFound: "no such order",
     OrderNotCancellable: "already cancelled",
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
-    Unavailable,
 });
 
 /// Cancel any user's order, whenever it was placed (admin). Honours `Idempotency-Key`.

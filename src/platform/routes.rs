@@ -25,7 +25,7 @@ where
         .routes(routes!(daily_sales))
 }
 
-problems!(PopularProblems { Unavailable });
+problems!(PopularProblems for PUBLIC {});
 
 /// The top 5 products by quantity sold over today and the two previous days (shop time zone),
 /// ties by lower product id, from the data platform's statistics. It trails real sales by
@@ -47,11 +47,8 @@ struct DateQuery {
     date: Day,
 }
 
-problems!(RunDailySalesProblems {
+problems!(RunDailySalesProblems for ADMIN {
     ValidationFailed: "a bad date, or a day not yet over",
-    Unauthorized,
-    Forbidden,
-    Unavailable,
 });
 
 /// Run the daily sales job for a finished day now: recompute it from the orders and store it as
@@ -88,11 +85,8 @@ struct SoldItemView {
     amount: i64,
 }
 
-problems!(DailySalesProblems {
+problems!(DailySalesProblems for ADMIN {
     ValidationFailed: "a bad date",
-    Unauthorized,
-    Forbidden,
-    Unavailable,
 });
 
 /// A day's sales per product (admin).

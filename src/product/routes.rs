@@ -23,10 +23,9 @@ where
         .routes(routes!(update_product))
 }
 
-problems!(GetProductProblems {
+problems!(GetProductProblems for PUBLIC {
     ValidationFailed: BAD_ID,
     ProductNotFound,
-    Unavailable,
 });
 
 /// Product detail.
@@ -43,9 +42,8 @@ async fn get_product(
     Ok(Json(service::get(&app.db, &app.cache, id).await?))
 }
 
-problems!(ListProductsProblems {
+problems!(ListProductsProblems for PUBLIC {
     ValidationFailed: BAD_PAGE,
-    Unavailable,
 });
 
 /// All products, by id.
@@ -61,11 +59,8 @@ async fn list_products(
     Ok(Json(service::list(&app.db, page).await?))
 }
 
-problems!(CreateProductProblems {
+problems!(CreateProductProblems for ADMIN {
     ValidationFailed: "a malformed body or a field out of its bounds",
-    Unauthorized,
-    Forbidden,
-    Unavailable,
 });
 
 /// Create a product (admin).
@@ -86,12 +81,9 @@ async fn create_product(
     ))
 }
 
-problems!(UpdateProductProblems {
+problems!(UpdateProductProblems for ADMIN {
     ValidationFailed: "a bad id, a malformed body, a null field or a field out of its bounds",
-    Unauthorized,
-    Forbidden,
     ProductNotFound,
-    Unavailable,
 });
 
 /// Change a product's name, price or stock (admin). `stock` sets the stock level.
