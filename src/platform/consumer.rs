@@ -2,6 +2,7 @@ use async_nats::jetstream::consumer::{pull, AckPolicy};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use futures::StreamExt;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -66,19 +67,38 @@ pub async fn consume(state: &PlatformState, events: &[Delivered<'_>]) -> Result<
         .write(move |conn| {
             let readable = readable.clone();
             Box::pin(async move {
-                let mut applied = 0u64;
-                for (id, day, change, span) in readable.iter() {
-                    let fresh = async {
-                        let fresh = conn.mark_processed(*id, now).await?;
-                        if fresh {
-                            apply(conn, *day, change, tz, now).await?;
+                let ids: Vec<i64> = readable.iter().map(|(id, ..)| *id).collect();
+                let fresh: HashSet<i64> =
+                    conn.mark_processed(&ids, now).await?.into_iter().collect();
+                let fresh_events = || readable.iter().filter(|(id, ..)| fresh.contains(id));
+                // A batch's sales add up per day and product: one statement a day.
+                let mut sold: BTreeMap<NaiveDate, BTreeMap<i64, SoldItem>> = BTreeMap::new();
+                for (_, day, change, _) in fresh_events() {
+                    if let Change::Sold(items) = change {
+                        let day = sold.entry(*day).or_default();
+                        for item in items {
+                            let total = day.entry(item.product_id).or_insert(SoldItem {
+                                product_id: item.product_id,
+                                quantity: 0,
+                                amount: 0,
+                            });
+                            total.quantity += item.quantity;
+                            total.amount += item.amount;
                         }
-                        Ok::<_, StoreError>(fresh)
                     }
-                    .instrument(span.clone())
-                    .await?;
-                    applied += u64::from(fresh);
                 }
+                for (day, items) in sold {
+                    let items: Vec<SoldItem> = items.into_values().collect();
+                    conn.add_live_sales(day, &items).await?;
+                }
+                for (_, day, change, span) in fresh_events() {
+                    if let Change::TakenBack(items) = change {
+                        take_back(conn, *day, items, tz, now)
+                            .instrument(span.clone())
+                            .await?;
+                    }
+                }
+                let applied = fresh.len() as u64;
                 Ok::<_, PlatformError>((applied, readable.len() as u64 - applied))
             })
         })
@@ -130,35 +150,31 @@ fn readable(event: &Delivered<'_>, tz: Tz) -> Result<(NaiveDate, Change), String
     }
 }
 
-async fn apply(
+/// A cancelled order's sales come off the day it was placed.
+async fn take_back(
     conn: &mut dyn Conn,
     day: NaiveDate,
-    change: &Change,
+    items: &[SoldItem],
     tz: Tz,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    match change {
-        Change::Sold(items) => conn.add_live_sales(day, items).await,
-        Change::TakenBack(items) => {
-            // Waits for a daily job running for the same day, so that the day is either
-            // finalized already (and recomputed here without the cancelled order) or will be
-            // computed after this cancellation.
-            conn.lock_day(day).await?;
-            let negated: Vec<SoldItem> = items
-                .iter()
-                .map(|i| SoldItem {
-                    product_id: i.product_id,
-                    quantity: -i.quantity,
-                    amount: -i.amount,
-                })
-                .collect();
-            conn.add_live_sales(day, &negated).await?;
-            if conn.finalized_between(day, day).await?.contains(&day) {
-                daily::aggregate(conn, day, tz, now).await?;
-            }
-            Ok(())
-        }
+    // Waits for a daily job running for the same day, so that the day is either finalized
+    // already (and recomputed here without the cancelled order) or will be computed after this
+    // cancellation.
+    conn.lock_day(day).await?;
+    let negated: Vec<SoldItem> = items
+        .iter()
+        .map(|i| SoldItem {
+            product_id: i.product_id,
+            quantity: -i.quantity,
+            amount: -i.amount,
+        })
+        .collect();
+    conn.add_live_sales(day, &negated).await?;
+    if conn.finalized_between(day, day).await?.contains(&day) {
+        daily::aggregate(conn, day, tz, now).await?;
     }
+    Ok(())
 }
 
 const DURABLE: &str = "platform";

@@ -47,19 +47,20 @@ fn sold(rows: Vec<(i64, i64, i64)>) -> Vec<SoldItem> {
 impl PlatformStore for PgConn {
     async fn mark_processed(
         &mut self,
-        event_id: i64,
+        event_ids: &[i64],
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO platform_processed_events (event_id, processed_at) VALUES ($1, $2)
-             ON CONFLICT (event_id) DO NOTHING",
+    ) -> Result<Vec<i64>, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO platform_processed_events (event_id, processed_at)
+             SELECT id, $2 FROM UNNEST($1::bigint[]) AS id
+             ON CONFLICT (event_id) DO NOTHING
+             RETURNING event_id",
         )
-        .bind(event_id)
+        .bind(event_ids)
         .bind(now)
-        .execute(&mut self.0)
+        .fetch_all(&mut self.0)
         .await
-        .map_err(db)?;
-        Ok(inserted.rows_affected() == 1)
+        .map_err(db)
     }
 
     async fn prune_processed(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {

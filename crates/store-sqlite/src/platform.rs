@@ -33,15 +33,21 @@ fn sold(r: &rusqlite::Row<'_>) -> rusqlite::Result<SoldItem> {
 impl PlatformStore for SqliteConn {
     async fn mark_processed(
         &mut self,
-        event_id: i64,
+        event_ids: &[i64],
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let inserted = self.run(
-            "INSERT INTO platform_processed_events (event_id, processed_at) VALUES (?1, ?2)
-             ON CONFLICT (event_id) DO NOTHING",
-            [event_id, micros(now)],
-        )?;
-        Ok(inserted == 1)
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut fresh = Vec::with_capacity(event_ids.len());
+        for &id in event_ids {
+            let inserted = self.run(
+                "INSERT INTO platform_processed_events (event_id, processed_at) VALUES (?1, ?2)
+                 ON CONFLICT (event_id) DO NOTHING",
+                [id, micros(now)],
+            )?;
+            if inserted == 1 {
+                fresh.push(id);
+            }
+        }
+        Ok(fresh)
     }
 
     async fn prune_processed(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -9,17 +9,17 @@ use commerce_domain::events::SoldItem;
 
 #[async_trait]
 pub trait PlatformStore {
-    /// Records that event `event_id` was applied; false when it already was.
+    /// Records that the events `event_ids` were applied; returns those not recorded before.
     async fn mark_processed(
         &mut self,
-        event_id: i64,
+        event_ids: &[i64],
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Vec<i64>, StoreError>;
 
     /// Deletes the records of events processed before `cutoff`; returns how many.
     async fn prune_processed(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// Adds to the live figures of `day`.
+    /// Adds to the live figures of `day` (one item per product).
     async fn add_live_sales(
         &mut self,
         day: NaiveDate,
