@@ -22,9 +22,9 @@ use crate::page::{decode_cursor, PageRequest, CURSOR_PATTERN, DEFAULT_LIMIT, MAX
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A JSON body, deserialized strictly: no key twice in an object, integers exactly integers as
-/// written (`15.0` and `1e3` are, as JSON Schema says; see `strict_json`), and request types
-/// deny unknown fields.
+/// A JSON object body, deserialized strictly: no key twice in an object, integers exactly
+/// integers as written (`15.0` and `1e3` are, as JSON Schema says; see `strict_json`), and
+/// request types deny unknown fields.
 pub struct Json<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
@@ -36,6 +36,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             .map_err(json_problem)?;
         let value = strict_json::read(&raw)
             .map_err(|e| Problem::validation(format!("invalid request body: {e}")))?;
+        // serde would read a struct from an array of its fields too (`[]` as an empty patch).
+        let kind = match &value {
+            serde_json::Value::Object(_) => None,
+            serde_json::Value::Array(_) => Some("array"),
+            serde_json::Value::String(_) => Some("string"),
+            serde_json::Value::Number(_) => Some("number"),
+            serde_json::Value::Bool(_) => Some("boolean"),
+            serde_json::Value::Null => Some("null"),
+        };
+        if let Some(kind) = kind {
+            return Err(Problem::validation(format!(
+                "invalid request body: invalid type: {kind}, expected a JSON object"
+            )));
+        }
         serde_path_to_error::deserialize(value)
             .map(Json)
             .map_err(|e| Problem::validation(format!("invalid request body: {e}")))

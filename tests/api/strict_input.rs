@@ -200,6 +200,26 @@ async fn days_are_exactly_yyyy_mm_dd(backend: Backend) {
     }
 }
 
+/// serde reads a struct from an array of its fields too: `[]` would be an empty patch, `[5000]`
+/// a charge. Every request body is a JSON object; anything else changes nothing.
+async fn a_body_that_is_not_an_object_is_refused(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let product = app.product("Pen", 1000, 10).await;
+    for body in ["[]", "[1]", "5000", "\"x\"", "null"] {
+        let patch = app
+            .patch(&format!("/api/v1/admin/products/{product}"))
+            .token(&app.admin())
+            .raw(body)
+            .send()
+            .await;
+        assert_refused(&patch, "object");
+        assert_refused(&charge_raw(&app, body).await, "object");
+    }
+    assert_refused(&charge_raw(&app, "[5000]").await, "object");
+    assert_eq!(app.balance(7).await, 0);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM balance_history").await, 0);
+}
+
 on_both_backends!(
     a_repeated_key_is_refused_at_any_depth,
     an_integer_must_be_exactly_one_as_written,
@@ -207,4 +227,5 @@ on_both_backends!(
     path_ids_must_be_canonical_decimals,
     timestamps_have_a_four_digit_year_in_utc,
     days_are_exactly_yyyy_mm_dd,
+    a_body_that_is_not_an_object_is_refused,
 );
