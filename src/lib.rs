@@ -2,6 +2,7 @@
 //! data platform, served over HTTP from one binary on SQLite or PostgreSQL.
 
 pub mod app;
+pub mod audit;
 pub mod balance;
 pub mod config;
 pub mod coupon;

@@ -40,20 +40,22 @@ pub async fn load(state: &Arc<AppState>) -> anyhow::Result<()> {
     if !product::list(&state.db, first).await?.items.is_empty() {
         return Ok(());
     }
+    // Recorded in the audit log as the demo admin's writes.
+    let admin = UserId::new(DEMO_ADMIN).expect("positive");
     for &(name, price, stock) in PRODUCTS {
         let new = NewProduct {
             name: name.to_owned(),
             price,
             stock,
         };
-        product::create(&state.db, state.clock.as_ref(), new).await?;
+        product::create(&state.db, state.clock.as_ref(), admin, new).await?;
     }
     for (name, discount_type, discount_value, total_quantity) in [
         ("Welcome 5,000 won off", DiscountType::Fixed, 5000, 1000),
         ("Flash sale 10% off", DiscountType::Rate, 10, 100),
     ] {
         let new = demo_coupon(name, discount_type, discount_value, total_quantity);
-        coupon::create(&state.db, state.clock.as_ref(), new).await?;
+        coupon::create(&state.db, state.clock.as_ref(), admin, new).await?;
     }
     Ok(())
 }

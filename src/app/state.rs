@@ -5,6 +5,7 @@ use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
+use crate::audit::AuditState;
 use crate::balance::{BalanceState, Limits};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -98,6 +99,12 @@ impl AppState {
         }
     }
 
+    pub fn audit(&self) -> AuditState {
+        AuditState {
+            db: self.db.clone(),
+        }
+    }
+
     /// What the outbox relay works with; events in this process go to the data platform.
     pub fn relay(&self) -> outbox::Relay {
         outbox::Relay {
@@ -126,6 +133,7 @@ parts! {
     CouponState => AppState::coupon,
     OrderState => AppState::order,
     PlatformState => AppState::platform,
+    AuditState => AppState::audit,
 }
 
 impl FromRef<Arc<AppState>> for JwtKeys {

@@ -133,11 +133,11 @@ problems!(CreateCouponProblems for ADMIN {
     ))]
 async fn create_coupon(
     State(app): State<CouponState>,
-    _: Admin,
+    Admin(actor): Admin,
     Json(new): Json<NewCoupon>,
 ) -> Result<Created<Coupon>, Problem> {
     Ok(Created(
-        service::create(&app.db, app.clock.as_ref(), new).await?,
+        service::create(&app.db, app.clock.as_ref(), actor, new).await?,
     ))
 }
 

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use super::errors::CouponError;
 use super::issuing::Issuing;
 use super::model::{Coupon, DiscountType, UserCoupon};
+use crate::audit::{self, Action, Entry};
 use crate::bounds;
 use crate::clock::{Clock, Timestamp};
 use crate::http::ErrorCode;
@@ -87,7 +88,13 @@ impl NewCoupon {
     }
 }
 
-pub async fn create(db: &Db, clock: &dyn Clock, new: NewCoupon) -> Result<Coupon, CouponError> {
+/// Creates a coupon campaign, recorded in the audit log as `actor`'s.
+pub async fn create(
+    db: &Db,
+    clock: &dyn Clock,
+    actor: UserId,
+    new: NewCoupon,
+) -> Result<Coupon, CouponError> {
     new.validate()?;
     let now = clock.now();
     let new = std::sync::Arc::new(new);
@@ -104,7 +111,17 @@ pub async fn create(db: &Db, clock: &dyn Clock, new: NewCoupon) -> Result<Coupon
                 issue_ends_at: new.issue_ends_at.map(Timestamp::get),
                 valid_days: new.valid_days,
             };
-            Ok(conn.insert_coupon(&row, now).await?.into())
+            let coupon: Coupon = conn.insert_coupon(&row, now).await?.into();
+            let entry = Entry {
+                actor,
+                action: Action::CouponCreate,
+                resource: format!("coupon:{}", coupon.id.get()),
+                before: None,
+                after: Some(audit::value(&coupon)),
+                at: now,
+            };
+            audit::record(conn, &entry).await?;
+            Ok(coupon)
         })
     })
     .await

@@ -12,6 +12,7 @@ use super::errors::OrderError;
 use super::events::{self, OrderEvent};
 use super::model::Order;
 use super::service::{settle, OrderState};
+use crate::audit::{self, Action, Entry};
 use crate::http::answer::render;
 use crate::idempotency::{Answer, Attempt, IdempotencyKey, Outcome};
 use crate::ids::{OrderId, ProductId, UserCouponId, UserId};
@@ -168,6 +169,11 @@ async fn execute(conn: &mut dyn Conn, c: &Cancelling) -> Result<Order, OrderErro
             "the refund would take the balance past the largest amount that can be held".into(),
         ));
     }
+    // The admin's cancellation is audited in its own savepoint: a refusal leaves no entry.
+    let before = match by {
+        Canceller::Admin(actor) => Some((actor, audit::value(&Order::from(order.clone())))),
+        Canceller::Owner(_) => None,
+    };
     let event = OrderEvent {
         order_id: id.get(),
         user_id: order.user_id,
@@ -179,7 +185,19 @@ async fn execute(conn: &mut dyn Conn, c: &Cancelling) -> Result<Order, OrderErro
     events::record(conn, &[event]).await?;
     order.status = OrderStatus::Cancelled;
     order.cancelled_at = Some(now);
-    Ok(Order::from(order))
+    let cancelled = Order::from(order);
+    if let Some((actor, before)) = before {
+        let entry = Entry {
+            actor,
+            action: Action::OrderCancel,
+            resource: format!("order:{}", id.get()),
+            before: Some(before),
+            after: Some(audit::value(&cancelled)),
+            at: now,
+        };
+        audit::record(conn, &entry).await?;
+    }
+    Ok(cancelled)
 }
 
 fn outside_window(order: &OrderRow, window: Duration, now: DateTime<Utc>) -> bool {

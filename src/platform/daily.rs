@@ -10,8 +10,10 @@ use utoipa::ToSchema;
 
 use super::errors::PlatformError;
 use super::state::PlatformState;
+use crate::audit::{self, Action, Entry};
 use crate::clock::{day_bounds, shop_day};
 use crate::events::SoldItem;
+use crate::ids::UserId;
 use crate::order;
 use crate::store::{Conn, StoreError};
 
@@ -33,18 +35,45 @@ pub struct DaySummary {
 /// Recomputes `day` from the stored orders and stores it as the day's authoritative figures.
 /// Running it again gives the same figures; concurrent runs for one day wait for each other.
 pub async fn run_day(state: &PlatformState, day: NaiveDate) -> Result<DaySummary, PlatformError> {
-    let summary = store_day(state, day).await?;
+    run_day_by(state, day, None).await
+}
+
+/// `run_day`, recorded in the audit log as `actor`'s run when an admin asked for it.
+async fn run_day_by(
+    state: &PlatformState,
+    day: NaiveDate,
+    actor: Option<UserId>,
+) -> Result<DaySummary, PlatformError> {
+    let summary = store_day(state, day, actor).await?;
     tracing::info!(%day, products = summary.products, quantity = summary.quantity, "daily sales stored");
     Ok(summary)
 }
 
 /// `run_day` without its log line, for runs that log a summary of many days.
-async fn store_day(state: &PlatformState, day: NaiveDate) -> Result<DaySummary, PlatformError> {
+async fn store_day(
+    state: &PlatformState,
+    day: NaiveDate,
+    actor: Option<UserId>,
+) -> Result<DaySummary, PlatformError> {
     let (tz, now) = (state.time_zone, state.clock.now());
     let summary = state
         .db
         .write(move |conn| {
-            Box::pin(async move { Ok::<_, PlatformError>(aggregate(conn, day, tz, now).await?) })
+            Box::pin(async move {
+                let summary = aggregate(conn, day, tz, now).await?;
+                if let Some(actor) = actor {
+                    let entry = Entry {
+                        actor,
+                        action: Action::JobDailySales,
+                        resource: format!("daily_sales:{day}"),
+                        before: None,
+                        after: Some(audit::value(&summary)),
+                        at: now,
+                    };
+                    audit::record(conn, &entry).await?;
+                }
+                Ok::<_, PlatformError>(summary)
+            })
         })
         .await?;
     metrics::counter!("daily_sales_runs_total").increment(1);
@@ -75,6 +104,7 @@ pub(super) async fn aggregate(
 /// `run_day` for a day that is over in the shop's time zone (the admin endpoint).
 pub async fn run_finished_day(
     state: &PlatformState,
+    actor: UserId,
     day: NaiveDate,
 ) -> Result<DaySummary, PlatformError> {
     let today = shop_day(state.clock.now(), state.time_zone);
@@ -83,7 +113,7 @@ pub async fn run_finished_day(
             "{day} is not over yet in the shop's time zone (today is {today})"
         )));
     }
-    run_day(state, day).await
+    run_day_by(state, day, Some(actor)).await
 }
 
 /// Runs every due day not yet finalized within the catch-up window: yesterday once the job
@@ -113,7 +143,7 @@ pub async fn catch_up(state: &PlatformState) -> Result<Vec<DaySummary>, Platform
     let mut ran = Vec::new();
     for day in first.iter_days().take_while(|d| *d <= last_due) {
         if !done.contains(&day) {
-            ran.push(store_day(state, day).await?);
+            ran.push(store_day(state, day, None).await?);
         }
     }
     // One line however many days were caught up (a fresh database has a month of empty days).

@@ -61,10 +61,12 @@ problems!(RunDailySalesProblems for ADMIN {
     ))]
 async fn run_daily_sales(
     State(app): State<PlatformState>,
-    _: Admin,
+    Admin(actor): Admin,
     Query(query): Query<DateQuery>,
 ) -> Result<Json<DaySummary>, Problem> {
-    Ok(Json(daily::run_finished_day(&app, query.date.get()).await?))
+    Ok(Json(
+        daily::run_finished_day(&app, actor, query.date.get()).await?,
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

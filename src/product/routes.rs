@@ -73,11 +73,11 @@ problems!(CreateProductProblems for ADMIN {
     ))]
 async fn create_product(
     State(app): State<ProductState>,
-    _: Admin,
+    Admin(actor): Admin,
     Json(new): Json<NewProduct>,
 ) -> Result<Created<Product>, Problem> {
     Ok(Created(
-        service::create(&app.db, app.clock.as_ref(), new).await?,
+        service::create(&app.db, app.clock.as_ref(), actor, new).await?,
     ))
 }
 
@@ -97,11 +97,11 @@ problems!(UpdateProductProblems for ADMIN {
     ))]
 async fn update_product(
     State(app): State<ProductState>,
-    _: Admin,
+    Admin(actor): Admin,
     PathId(id): PathId<ProductId>,
     Json(patch): Json<ProductPatch>,
 ) -> Result<Json<Product>, Problem> {
     Ok(Json(
-        service::update(&app.db, app.clock.as_ref(), &app.cache, id, patch).await?,
+        service::update(&app.db, app.clock.as_ref(), &app.cache, actor, id, patch).await?,
     ))
 }

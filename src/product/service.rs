@@ -5,9 +5,10 @@ use utoipa::ToSchema;
 
 use super::cache::ProductCache;
 use super::model::Product;
+use crate::audit::{self, Action, Entry};
 use crate::bounds;
 use crate::clock::Clock;
-use crate::ids::ProductId;
+use crate::ids::{ProductId, UserId};
 use crate::page::{Page, PageRequest};
 use crate::store::product::ProductChange;
 use crate::store::{Db, StoreError};
@@ -123,7 +124,13 @@ pub async fn find_many(db: &Db, ids: &[ProductId]) -> Result<Vec<Product>, Store
     Ok(rows.into_iter().map(Product::from).collect())
 }
 
-pub async fn create(db: &Db, clock: &dyn Clock, new: NewProduct) -> Result<Product, ProductError> {
+/// Creates a product, recorded in the audit log as `actor`'s.
+pub async fn create(
+    db: &Db,
+    clock: &dyn Clock,
+    actor: UserId,
+    new: NewProduct,
+) -> Result<Product, ProductError> {
     check_name(&new.name)?;
     check_price(new.price)?;
     check_stock(new.stock)?;
@@ -132,19 +139,31 @@ pub async fn create(db: &Db, clock: &dyn Clock, new: NewProduct) -> Result<Produ
     db.write(move |conn| {
         let new = new.clone();
         Box::pin(async move {
-            let row = conn
+            let product: Product = conn
                 .insert_product(new.name.trim(), new.price, new.stock, now)
-                .await?;
-            Ok(row.into())
+                .await?
+                .into();
+            let entry = Entry {
+                actor,
+                action: Action::ProductCreate,
+                resource: format!("product:{}", product.id.get()),
+                before: None,
+                after: Some(audit::value(&product)),
+                at: now,
+            };
+            audit::record(conn, &entry).await?;
+            Ok(product)
         })
     })
     .await
 }
 
+/// Changes a product, recorded in the audit log as `actor`'s with the product before and after.
 pub async fn update(
     db: &Db,
     clock: &dyn Clock,
     cache: &ProductCache,
+    actor: UserId,
     id: ProductId,
     patch: ProductPatch,
 ) -> Result<Product, ProductError> {
@@ -164,10 +183,28 @@ pub async fn update(
                     price: patch.price,
                     stock: patch.stock,
                 };
-                conn.update_product(id, change, now)
+                // Locked, so concurrent changes see each other's result as their `before`.
+                let before: Product = conn
+                    .lock_products(&[id])
                     .await?
-                    .map(Product::from)
-                    .ok_or(ProductError::NotFound(id))
+                    .pop()
+                    .ok_or(ProductError::NotFound(id))?
+                    .into();
+                let after: Product = conn
+                    .update_product(id, change, now)
+                    .await?
+                    .ok_or(ProductError::NotFound(id))?
+                    .into();
+                let entry = Entry {
+                    actor,
+                    action: Action::ProductUpdate,
+                    resource: format!("product:{}", id.get()),
+                    before: Some(audit::value(&before)),
+                    after: Some(audit::value(&after)),
+                    at: now,
+                };
+                audit::record(conn, &entry).await?;
+                Ok(after)
             })
         })
         .await;

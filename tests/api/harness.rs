@@ -233,6 +233,14 @@ impl TestApp {
         }
     }
 
+    /// A PATCH to another instance's router.
+    pub fn patch_to(&self, instance: &Arc<AppState>, path: &str) -> Call {
+        Call {
+            method: Method::PATCH,
+            ..self.post_to(instance, path)
+        }
+    }
+
     /// A POST to another instance's router, as from this app's clients.
     pub fn post_to(&self, instance: &Arc<AppState>, path: &str) -> Call {
         Call {

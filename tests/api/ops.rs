@@ -66,6 +66,7 @@ async fn the_openapi_document_and_docs_are_served(backend: Backend) {
         ("/api/v1/admin/products", &["post"]),
         ("/api/v1/admin/products/{id}", &["patch"]),
         ("/api/v1/admin/coupons", &["post"]),
+        ("/api/v1/admin/audit", &["get"]),
     ] {
         for method in methods {
             assert!(
@@ -76,7 +77,7 @@ async fn the_openapi_document_and_docs_are_served(backend: Backend) {
     }
     let paths = doc.body["paths"].as_object().unwrap().len();
     assert_eq!(
-        paths, 20,
+        paths, 21,
         "/openapi.json documents exactly the contract's paths"
     );
     let docs = app.get("/docs/").send().await;

@@ -3,6 +3,7 @@
 //! writes, the committers' transactions and an optional streaming replica for reads that may
 //! trail.
 
+mod audit;
 mod balance;
 mod coupon;
 mod engine;

@@ -18,8 +18,8 @@ struct Fresh {
 }
 
 impl Fresh {
-    async fn create() -> Fresh {
-        let name = format!("store_pg_{}", std::process::id());
+    async fn create(tag: &str) -> Fresh {
+        let name = format!("store_pg_{tag}_{}", std::process::id());
         let mut admin = PgConnection::connect(&admin_url())
             .await
             .expect("PostgreSQL");
@@ -52,7 +52,7 @@ impl Fresh {
 
 #[tokio::test]
 async fn a_real_database_commits_refuses_held_rows_and_classifies_conflicts() {
-    let fresh = Fresh::create().await;
+    let fresh = Fresh::create("commits").await;
     let db = commerce_store_postgres::connect(&fresh.url, None, 4, Batching::default())
         .await
         .expect("connects");
@@ -101,6 +101,70 @@ async fn a_real_database_commits_refuses_held_rows_and_classifies_conflicts() {
     let read = db.read().await.unwrap().product(id).await.unwrap();
     assert_eq!(read.map(|p| p.stock), Some(9));
 
+    db.close().await;
+    fresh.drop_it().await;
+}
+
+/// Audit entries go in within a write and come back newest first, their JSON values and
+/// instants (to the microsecond) as written.
+#[tokio::test]
+async fn audit_entries_round_trip_newest_first() {
+    use commerce_domain::page::PageRequest;
+    use commerce_store::audit::NewAuditRow;
+    let fresh = Fresh::create("audit").await;
+    let db = commerce_store_postgres::connect(&fresh.url, None, 4, Batching::default())
+        .await
+        .expect("connects");
+    db.migrate().await.expect("migrates");
+    let at = chrono::DateTime::from_timestamp_micros(1_795_000_000_123_456).unwrap();
+    let after = serde_json::json!({"id": 3, "name": "Lämp \"x\"", "items": [{"q": 1}], "n": null});
+    for n in 1..=3_i64 {
+        let after = std::sync::Arc::new(after.clone());
+        db.write(move |conn| {
+            let after = after.clone();
+            Box::pin(async move {
+                let resource = format!("product:{n}");
+                let entry = NewAuditRow {
+                    actor: 7,
+                    action: "product.update",
+                    resource: &resource,
+                    before: (n > 1).then_some(&*after),
+                    after: Some(&*after),
+                    at,
+                };
+                conn.insert_audit(&entry).await
+            })
+        })
+        .await
+        .map_err(|e: StoreError| e)
+        .expect("stored");
+    }
+    let mut reader = db.read().await.unwrap();
+    let first = PageRequest {
+        limit: 2,
+        after: None,
+    };
+    let page = reader.audit_page(first).await.unwrap();
+    let resources: Vec<&str> = page.iter().map(|e| e.resource.as_str()).collect();
+    assert_eq!(
+        resources,
+        ["product:3", "product:2", "product:1"],
+        "one past the limit"
+    );
+    assert_eq!(page[0].actor, 7);
+    assert_eq!(page[0].action, "product.update");
+    assert_eq!(page[0].after.as_ref(), Some(&after));
+    assert_eq!(page[0].before.as_ref(), Some(&after));
+    assert_eq!(page[2].before, None);
+    assert_eq!(page[0].at, at);
+    let rest = PageRequest {
+        limit: 2,
+        after: Some(page[1].id),
+    };
+    let page = reader.audit_page(rest).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].resource, "product:1");
+    drop(reader);
     db.close().await;
     fresh.drop_it().await;
 }

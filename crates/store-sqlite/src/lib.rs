@@ -8,6 +8,7 @@
 //! Instants are stored as microseconds since the epoch (SQLite has no timestamp type) and
 //! shop days as `YYYY-MM-DD` text.
 
+mod audit;
 mod balance;
 mod coupon;
 mod engine;

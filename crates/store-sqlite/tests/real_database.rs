@@ -101,3 +101,67 @@ async fn a_new_file_gets_small_pages_and_an_old_one_keeps_its_own() {
     let old = migrated(old).await;
     assert_eq!(page_size(&old), 4096);
 }
+
+/// Audit entries go in within a write and come back newest first, their JSON values and
+/// instants (to the microsecond) as written.
+#[tokio::test]
+async fn audit_entries_round_trip_newest_first() {
+    use commerce_domain::page::PageRequest;
+    use commerce_store::audit::NewAuditRow;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let db = commerce_store_sqlite::connect(&url, 4, Batching::default())
+        .await
+        .expect("opens");
+    db.migrate().await.expect("migrates");
+    let at = chrono::DateTime::from_timestamp_micros(1_795_000_000_123_456).unwrap();
+    let after = serde_json::json!({"id": 3, "name": "Lämp \"x\"", "items": [{"q": 1}], "n": null});
+    for n in 1..=3_i64 {
+        let after = std::sync::Arc::new(after.clone());
+        db.write(move |conn| {
+            let after = after.clone();
+            Box::pin(async move {
+                let resource = format!("product:{n}");
+                let entry = NewAuditRow {
+                    actor: 7,
+                    action: "product.update",
+                    resource: &resource,
+                    before: (n > 1).then_some(&*after),
+                    after: Some(&*after),
+                    at,
+                };
+                conn.insert_audit(&entry).await
+            })
+        })
+        .await
+        .map_err(|e: StoreError| e)
+        .expect("stored");
+    }
+    let mut reader = db.read().await.unwrap();
+    let first = PageRequest {
+        limit: 2,
+        after: None,
+    };
+    let page = reader.audit_page(first).await.unwrap();
+    let resources: Vec<&str> = page.iter().map(|e| e.resource.as_str()).collect();
+    assert_eq!(
+        resources,
+        ["product:3", "product:2", "product:1"],
+        "one past the limit"
+    );
+    assert_eq!(page[0].actor, 7);
+    assert_eq!(page[0].action, "product.update");
+    assert_eq!(page[0].after.as_ref(), Some(&after));
+    assert_eq!(page[0].before.as_ref(), Some(&after));
+    assert_eq!(page[2].before, None);
+    assert_eq!(page[0].at, at);
+    let rest = PageRequest {
+        limit: 2,
+        after: Some(page[1].id),
+    };
+    let page = reader.audit_page(rest).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].resource, "product:1");
+    drop(reader);
+    db.close().await;
+}

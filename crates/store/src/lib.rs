@@ -16,6 +16,7 @@
 //! transient errors run the batch again within [`WRITE_DEADLINE`], and the rest reach the
 //! caller classified (see [`Fault`]).
 
+pub mod audit;
 pub mod balance;
 mod batch;
 mod committer;
@@ -58,7 +59,8 @@ use outbox::Event;
 /// Everything a service can ask of a database connection, in or out of a transaction.
 #[async_trait]
 pub trait Conn:
-    balance::BalanceStore
+    audit::AuditStore
+    + balance::BalanceStore
     + product::ProductStore
     + coupon::CouponStore
     + order::OrderStore
