@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::state::AppState;
+use crate::clock::Timestamp;
 use crate::coupon::{self, DiscountType, NewCoupon};
 use crate::ids::UserId;
 use crate::page::PageRequest;
@@ -30,6 +31,11 @@ const PRODUCTS: &[(&str, i64, i64)] = &[
     ("Limited sneakers (flash sale)", 159_000, 10),
 ];
 
+/// The demo product whose sale window opens [`SALE_OPENS_AFTER`] after the catalogue is
+/// loaded (at the server's start).
+const SALE_PRODUCT: &str = "Limited sneakers (flash sale)";
+const SALE_OPENS_AFTER: chrono::Duration = chrono::Duration::minutes(1);
+
 /// Loads the demo catalogue into an empty shop, through the same services as the admin API;
 /// restarting with `--demo` adds nothing twice.
 pub async fn load(state: &Arc<AppState>) -> anyhow::Result<()> {
@@ -42,11 +48,17 @@ pub async fn load(state: &Arc<AppState>) -> anyhow::Result<()> {
     }
     // Recorded in the audit log as the demo admin's writes.
     let admin = UserId::new(DEMO_ADMIN).expect("positive");
+    let opens: Timestamp = (state.clock.now() + SALE_OPENS_AFTER)
+        .to_rfc3339()
+        .parse()
+        .map_err(anyhow::Error::msg)?;
     for &(name, price, stock) in PRODUCTS {
         let new = NewProduct {
             name: name.to_owned(),
             price,
             stock,
+            sale_starts_at: (name == SALE_PRODUCT).then_some(opens),
+            sale_ends_at: None,
         };
         product::create(&state.db, state.clock.as_ref(), admin, new).await?;
     }

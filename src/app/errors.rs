@@ -22,6 +22,7 @@ impl ErrorCode {
         ErrorCode::BalanceLimitExceeded,
         // product
         ErrorCode::ProductNotFound,
+        ErrorCode::ProductNotOnSale,
         // coupon
         ErrorCode::CouponNotFound,
         ErrorCode::CouponSoldOut,

@@ -28,6 +28,8 @@ pub enum OrderError {
         requested: i64,
         available: i64,
     },
+    #[error("product {product_id} is not on sale: its sale window is {window}")]
+    NotOnSale { product_id: i64, window: String },
     #[error("coupon {0} cannot be used: {1}")]
     CouponNotUsable(i64, String),
     #[error("the balance of {balance} won is less than the {required} won to pay")]
@@ -49,6 +51,7 @@ impl OrderError {
         Ok(match self {
             OrderError::Invalid(_) => ErrorCode::InvalidOrder,
             OrderError::ProductNotFound(_) => ErrorCode::ProductNotFound,
+            OrderError::NotOnSale { .. } => ErrorCode::ProductNotOnSale,
             OrderError::OutOfStock { .. } => ErrorCode::OutOfStock,
             OrderError::CouponNotUsable(..) => ErrorCode::CouponNotUsable,
             OrderError::InsufficientBalance { .. } => ErrorCode::InsufficientBalance,

@@ -3,8 +3,9 @@
 //! `store::Shared`). A refused order writes nothing, so the others are untouched by it.
 //!
 //! The rules are the ones of a single order, in its order of checks: each line's product must
-//! exist and have the quantity, the coupon must be the user's, unused and unexpired, the total
-//! must reach the coupon's minimum, and the balance must cover what is left to pay.
+//! exist, be inside its sale window at the order's `now` and have the quantity, the coupon
+//! must be the user's, unused and unexpired, the total must reach the coupon's minimum, and
+//! the balance must cover what is left to pay.
 
 use async_trait::async_trait;
 use axum::http::StatusCode;
@@ -22,7 +23,7 @@ use crate::http::answer::render;
 use crate::idempotency::{Answer, Attempt};
 use crate::ids::{ProductId, UserCouponId, UserId};
 use crate::money::Won;
-use crate::product::stock;
+use crate::product::{sale, stock};
 use crate::store::balance::PaymentRow;
 use crate::store::coupon::HeldCouponRow;
 use crate::store::order::{NewOrderRow, OrderLineRow};
@@ -134,6 +135,10 @@ impl Locked {
                 .products
                 .get(&id)
                 .ok_or(OrderError::ProductNotFound(id.get()))?;
+            sale::on_sale(product, now).map_err(|closed| OrderError::NotOnSale {
+                product_id: id.get(),
+                window: closed.window(),
+            })?;
             stock::check(product, quantity).map_err(|short| OrderError::OutOfStock {
                 product_id: id.get(),
                 requested: quantity,

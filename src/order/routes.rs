@@ -86,6 +86,7 @@ problems!(PlaceOrderProblems for KEYED_WRITE {
     InvalidOrder,
     ValidationFailed: "a malformed body or header",
     ProductNotFound,
+    ProductNotOnSale,
     OutOfStock,
     CouponNotUsable,
     InsufficientBalance,

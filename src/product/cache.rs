@@ -78,6 +78,8 @@ mod tests {
             name: "p".into(),
             price: 1,
             stock,
+            sale_starts_at: None,
+            sale_ends_at: None,
         }
     }
 

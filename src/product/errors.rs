@@ -6,6 +6,7 @@ use crate::http::{ErrorCode, Problem};
 
 error_codes! {
     ProductNotFound "PRODUCT_NOT_FOUND" NOT_FOUND: "no such product";
+    ProductNotOnSale "PRODUCT_NOT_ON_SALE" CONFLICT: "a product's sale window has not opened or has closed at the order's decision; the detail names the product and the window";
 }
 
 impl From<&ProductError> for Problem {

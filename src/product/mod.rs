@@ -4,6 +4,7 @@ mod cache;
 mod errors;
 mod model;
 mod routes;
+pub mod sale;
 mod service;
 pub mod stock;
 

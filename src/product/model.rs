@@ -1,5 +1,6 @@
 //! A product as the API shows it (and the cache keeps it).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -17,6 +18,12 @@ pub struct Product {
     pub price: i64,
     #[schema(example = 120)]
     pub stock: i64,
+    /// Orders are taken from this instant; null: open from the start.
+    #[schema(required = true)]
+    pub sale_starts_at: Option<DateTime<Utc>>,
+    /// Orders are taken until this instant (exclusive); null: never closes.
+    #[schema(required = true)]
+    pub sale_ends_at: Option<DateTime<Utc>>,
 }
 
 impl From<ProductRow> for Product {
@@ -26,6 +33,8 @@ impl From<ProductRow> for Product {
             name: row.name,
             price: row.price,
             stock: row.stock,
+            sale_starts_at: row.sale_starts_at,
+            sale_ends_at: row.sale_ends_at,
         }
     }
 }

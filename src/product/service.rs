@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 use std::sync::Arc;
 use thiserror::Error;
@@ -7,10 +8,10 @@ use super::cache::ProductCache;
 use super::model::Product;
 use crate::audit::{self, Action, Entry};
 use crate::bounds;
-use crate::clock::Clock;
+use crate::clock::{Clock, Timestamp};
 use crate::ids::{ProductId, UserId};
 use crate::page::{Page, PageRequest};
-use crate::store::product::ProductChange;
+use crate::store::product::{NewProductRow, ProductChange};
 use crate::store::{Db, StoreError};
 
 /// Upper bounds that keep every order total far inside 64 bits.
@@ -49,10 +50,20 @@ pub struct NewProduct {
     /// 0..=1,000,000,000.
     #[schema(schema_with = bounds::int::<0, MAX_STOCK>)]
     pub stock: i64,
+    /// Orders are taken from this instant (RFC 3339 with offset; null or absent: open now).
+    #[serde(default)]
+    #[schema(inline)]
+    pub sale_starts_at: Option<Timestamp>,
+    /// Orders are taken until this instant (exclusive; null or absent: never closes); after
+    /// `sale_starts_at` when both are set.
+    #[serde(default)]
+    #[schema(inline)]
+    pub sale_ends_at: Option<Timestamp>,
 }
 
 /// Any of the fields; the ones given replace the stored values (an empty patch changes nothing).
-/// None of them can be cleared, so `null` is refused (`400 VALIDATION_FAILED` naming the field).
+/// `name`, `price` and `stock` cannot be cleared, so `null` is refused for them
+/// (`400 VALIDATION_FAILED` naming the field); `null` clears `sale_starts_at` / `sale_ends_at`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
@@ -65,6 +76,15 @@ pub struct ProductPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = bounds::int::<0, MAX_STOCK>)]
     pub stock: Option<i64>,
+    /// Absent: unchanged; null: open from the start; an instant: orders are taken from it.
+    #[serde(default, deserialize_with = "clearable")]
+    #[schema(value_type = Option<Timestamp>, inline, nullable)]
+    pub sale_starts_at: Option<Option<Timestamp>>,
+    /// Absent: unchanged; null: never closes; an instant: orders are taken until it
+    /// (exclusive). The window after the patch must start before it ends.
+    #[serde(default, deserialize_with = "clearable")]
+    #[schema(value_type = Option<Timestamp>, inline, nullable)]
+    pub sale_ends_at: Option<Option<Timestamp>>,
 }
 
 /// A field that is there: absent is `None` (by `default`), `null` is not a value of `T`.
@@ -72,6 +92,30 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
 ) -> Result<Option<T>, D::Error> {
     T::deserialize(deserializer).map(Some)
+}
+
+/// A field that can be cleared: absent is `None` (by `default`), `null` is `Some(None)`.
+fn clearable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A sale window starts before it ends when both sides are set.
+fn check_window(
+    starts: Option<DateTime<Utc>>,
+    ends: Option<DateTime<Utc>>,
+) -> Result<(), ProductError> {
+    if let (Some(starts), Some(ends)) = (starts, ends) {
+        if starts >= ends {
+            return Err(ProductError::Invalid(format!(
+                "sale_starts_at ({}) must be before sale_ends_at ({})",
+                starts.to_rfc3339(),
+                ends.to_rfc3339()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), ProductError> {
@@ -134,13 +178,26 @@ pub async fn create(
     check_name(&new.name)?;
     check_price(new.price)?;
     check_stock(new.stock)?;
+    check_window(
+        new.sale_starts_at.map(Timestamp::get),
+        new.sale_ends_at.map(Timestamp::get),
+    )?;
     let now = clock.now();
     let new = std::sync::Arc::new(new);
     db.write(move |conn| {
         let new = new.clone();
         Box::pin(async move {
             let product: Product = conn
-                .insert_product(new.name.trim(), new.price, new.stock, now)
+                .insert_product(
+                    NewProductRow {
+                        name: new.name.trim(),
+                        price: new.price,
+                        stock: new.stock,
+                        sale_starts_at: new.sale_starts_at.map(Timestamp::get),
+                        sale_ends_at: new.sale_ends_at.map(Timestamp::get),
+                    },
+                    now,
+                )
                 .await?
                 .into();
             let entry = Entry {
@@ -182,14 +239,21 @@ pub async fn update(
                     name: patch.name.as_deref().map(str::trim),
                     price: patch.price,
                     stock: patch.stock,
+                    sale_starts_at: patch.sale_starts_at.map(|at| at.map(Timestamp::get)),
+                    sale_ends_at: patch.sale_ends_at.map(|at| at.map(Timestamp::get)),
                 };
                 // Locked, so concurrent changes see each other's result as their `before`.
-                let before: Product = conn
+                let before = conn
                     .lock_products(&[id])
                     .await?
                     .pop()
-                    .ok_or(ProductError::NotFound(id))?
-                    .into();
+                    .ok_or(ProductError::NotFound(id))?;
+                // The window as the patch leaves it, against the locked row.
+                check_window(
+                    change.sale_starts_at.unwrap_or(before.sale_starts_at),
+                    change.sale_ends_at.unwrap_or(before.sale_ends_at),
+                )?;
+                let before = Product::from(before);
                 let after: Product = conn
                     .update_product(id, change, now)
                     .await?

@@ -37,6 +37,8 @@ mod tests {
             name: "Lamp".into(),
             price: 1000,
             stock: 3,
+            sale_starts_at: None,
+            sale_ends_at: None,
         };
         assert_eq!(check(&lamp, 4), Err(Short { available: 3 }));
         assert_eq!(check(&lamp, 3), Ok(()));

@@ -28,6 +28,7 @@ mod platform_recovery;
 mod process;
 mod products;
 mod replica;
+mod sale_windows;
 mod stalls;
 mod strict_input;
 mod traces;

@@ -239,6 +239,7 @@ fn each_operation_names_the_codes_it_answers() {
             "POST /api/v1/orders",
             409,
             &[
+                "PRODUCT_NOT_ON_SALE",
                 "OUT_OF_STOCK",
                 "COUPON_NOT_USABLE",
                 "INSUFFICIENT_BALANCE",
@@ -339,6 +340,49 @@ fn product_patch_fields_are_not_nullable() {
     for field in ["name", "price", "stock"] {
         let property = &patch["properties"][field];
         assert!(property["type"].is_string(), "{field}: {property}");
+    }
+}
+
+/// Whether a property's schema takes `null` and a date-time string.
+fn nullable_date_time(property: &Value) -> bool {
+    let types = |schema: &Value| -> Vec<Value> {
+        match &schema["type"] {
+            Value::Array(types) => types.clone(),
+            Value::Null => Vec::new(),
+            one => vec![one.clone()],
+        }
+    };
+    let branches: Vec<&Value> = match property["oneOf"].as_array() {
+        Some(branches) => branches.iter().collect(),
+        None => vec![property],
+    };
+    let all: Vec<Value> = branches.iter().flat_map(|b| types(b)).collect();
+    all.contains(&json!("null"))
+        && all.contains(&json!("string"))
+        && branches.iter().any(|b| b["format"] == "date-time")
+}
+
+#[test]
+fn the_sale_window_is_nullable_in_a_patch_and_always_in_a_product() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    for field in ["sale_starts_at", "sale_ends_at"] {
+        for schema in ["ProductPatch", "Product"] {
+            let property = &schemas[schema]["properties"][field];
+            assert!(nullable_date_time(property), "{schema}.{field}: {property}");
+        }
+        assert!(
+            schemas["Product"]["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(field)),
+            "{field} is always in a product"
+        );
+        let property = &schemas["NewProduct"]["properties"][field];
+        assert!(
+            nullable_date_time(property),
+            "NewProduct.{field}: {property}"
+        );
     }
 }
 
@@ -454,7 +498,8 @@ async fn a_null_product_field_is_refused(backend: Backend) {
     let read = app.get(&format!("/api/v1/products/{product}")).send().await;
     assert_eq!(
         read.body,
-        json!({"id": product, "name": "Earbuds", "price": 1000, "stock": 5})
+        json!({"id": product, "name": "Earbuds", "price": 1000, "stock": 5,
+               "sale_starts_at": null, "sale_ends_at": null})
     );
     let changed = app
         .patch(&path)

@@ -5,7 +5,7 @@ use crate::error::db;
 use crate::PgConn;
 use commerce_domain::ids::ProductId;
 use commerce_domain::page::PageRequest;
-use commerce_store::product::{ProductChange, ProductRow, ProductStore};
+use commerce_store::product::{NewProductRow, ProductChange, ProductRow, ProductStore};
 use commerce_store::StoreError;
 
 #[derive(sqlx::FromRow)]
@@ -14,7 +14,12 @@ struct Product {
     name: String,
     price: i64,
     stock: i64,
+    sale_starts_at: Option<DateTime<Utc>>,
+    sale_ends_at: Option<DateTime<Utc>>,
 }
+
+/// What every query that reads products selects.
+const COLUMNS: &str = "id, name, price, stock, sale_starts_at, sale_ends_at";
 
 impl TryFrom<Product> for ProductRow {
     type Error = StoreError;
@@ -24,6 +29,8 @@ impl TryFrom<Product> for ProductRow {
             name: row.name,
             price: row.price,
             stock: row.stock,
+            sale_starts_at: row.sale_starts_at,
+            sale_ends_at: row.sale_ends_at,
         })
     }
 }
@@ -40,7 +47,7 @@ fn row(product: Option<Product>) -> Result<Option<ProductRow>, StoreError> {
 impl ProductStore for PgConn {
     async fn product(&mut self, id: ProductId) -> Result<Option<ProductRow>, StoreError> {
         row(
-            sqlx::query_as("SELECT id, name, price, stock FROM products WHERE id = $1")
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM products WHERE id = $1"))
                 .bind(id.get())
                 .fetch_optional(&mut self.0)
                 .await
@@ -50,9 +57,9 @@ impl ProductStore for PgConn {
 
     async fn products(&mut self, page: PageRequest) -> Result<Vec<ProductRow>, StoreError> {
         rows(
-            sqlx::query_as(
-                "SELECT id, name, price, stock FROM products WHERE id > $1 ORDER BY id LIMIT $2",
-            )
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM products WHERE id > $1 ORDER BY id LIMIT $2"
+            ))
             .bind(page.after.unwrap_or(0))
             .bind(page.fetch_limit())
             .fetch_all(&mut self.0)
@@ -64,28 +71,31 @@ impl ProductStore for PgConn {
     async fn products_by_id(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError> {
         let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
         rows(
-            sqlx::query_as("SELECT id, name, price, stock FROM products WHERE id = ANY($1)")
-                .bind(ids)
-                .fetch_all(&mut self.0)
-                .await
-                .map_err(db)?,
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM products WHERE id = ANY($1)"
+            ))
+            .bind(ids)
+            .fetch_all(&mut self.0)
+            .await
+            .map_err(db)?,
         )
     }
 
     async fn insert_product(
         &mut self,
-        name: &str,
-        price: i64,
-        stock: i64,
+        new: NewProductRow<'_>,
         now: DateTime<Utc>,
     ) -> Result<ProductRow, StoreError> {
-        sqlx::query_as::<_, Product>(
-            "INSERT INTO products (name, price, stock, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $4) RETURNING id, name, price, stock",
-        )
-        .bind(name)
-        .bind(price)
-        .bind(stock)
+        sqlx::query_as::<_, Product>(&format!(
+            "INSERT INTO products
+                 (name, price, stock, sale_starts_at, sale_ends_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+        ))
+        .bind(new.name)
+        .bind(new.price)
+        .bind(new.stock)
+        .bind(new.sale_starts_at)
+        .bind(new.sale_ends_at)
         .bind(now)
         .fetch_one(&mut self.0)
         .await
@@ -99,15 +109,22 @@ impl ProductStore for PgConn {
         change: ProductChange<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<ProductRow>, StoreError> {
-        row(sqlx::query_as(
+        row(sqlx::query_as(&format!(
             "UPDATE products SET name = COALESCE($2, name), price = COALESCE($3, price),
-                 stock = COALESCE($4, stock), updated_at = $5
-             WHERE id = $1 RETURNING id, name, price, stock",
-        )
+                 stock = COALESCE($4, stock),
+                 sale_starts_at = CASE WHEN $5 THEN $6 ELSE sale_starts_at END,
+                 sale_ends_at = CASE WHEN $7 THEN $8 ELSE sale_ends_at END,
+                 updated_at = $9
+             WHERE id = $1 RETURNING {COLUMNS}"
+        ))
         .bind(id.get())
         .bind(change.name)
         .bind(change.price)
         .bind(change.stock)
+        .bind(change.sale_starts_at.is_some())
+        .bind(change.sale_starts_at.flatten())
+        .bind(change.sale_ends_at.is_some())
+        .bind(change.sale_ends_at.flatten())
         .bind(now)
         .fetch_optional(&mut self.0)
         .await
@@ -117,10 +134,9 @@ impl ProductStore for PgConn {
     async fn lock_products(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError> {
         let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
         rows(
-            sqlx::query_as(
-                "SELECT id, name, price, stock FROM products WHERE id = ANY($1)
-                 ORDER BY id FOR UPDATE",
-            )
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+            ))
             .bind(ids)
             .fetch_all(&mut self.0)
             .await

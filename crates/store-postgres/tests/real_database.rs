@@ -2,6 +2,7 @@
 //! one): a fresh database, migrated; a committed write is read back; a row held by another
 //! session is a `LockHeld` fault after the lock timeout, not a wait for that session.
 
+use commerce_store::product::NewProductRow;
 use commerce_store::{Batching, Fault, StoreError};
 use sqlx::{Connection, Executor, PgConnection};
 use std::time::{Duration, Instant};
@@ -62,8 +63,14 @@ async fn a_real_database_commits_refuses_held_rows_and_classifies_conflicts() {
     let product = db
         .write(|conn| {
             Box::pin(async move {
-                conn.insert_product("Lamp", 1000, 5, chrono::Utc::now())
-                    .await
+                let lamp = NewProductRow {
+                    name: "Lamp",
+                    price: 1000,
+                    stock: 5,
+                    sale_starts_at: None,
+                    sale_ends_at: None,
+                };
+                conn.insert_product(lamp, chrono::Utc::now()).await
             })
         })
         .await

@@ -2,25 +2,39 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
-use crate::{json_rows, micros, SqliteConn};
+use crate::{instant, json_rows, micros, SqliteConn};
 use commerce_domain::ids::ProductId;
 use commerce_domain::page::PageRequest;
-use commerce_store::product::{ProductChange, ProductRow, ProductStore};
+use commerce_store::product::{NewProductRow, ProductChange, ProductRow, ProductStore};
 use commerce_store::StoreError;
 
-/// A product as stored, in the columns `id, name, price, stock`.
-type Product = (i64, String, i64, i64);
+/// A product as stored, in the columns [`COLUMNS`].
+type Product = (i64, String, i64, i64, Option<i64>, Option<i64>);
+
+/// What every query that reads products selects, in [`read`]'s order.
+const COLUMNS: &str = "id, name, price, stock, sale_starts_at, sale_ends_at";
 
 fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Product> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
-fn checked((id, name, price, stock): Product) -> Result<ProductRow, StoreError> {
+fn checked(
+    (id, name, price, stock, sale_starts_at, sale_ends_at): Product,
+) -> Result<ProductRow, StoreError> {
     Ok(ProductRow {
         id: ProductId::new(id).ok_or_else(|| StoreError::corrupt(id))?,
         name,
         price,
         stock,
+        sale_starts_at: sale_starts_at.map(instant).transpose()?,
+        sale_ends_at: sale_ends_at.map(instant).transpose()?,
     })
 }
 
@@ -41,7 +55,7 @@ pub(crate) fn json_ids(ids: impl IntoIterator<Item = i64>) -> String {
 impl ProductStore for SqliteConn {
     async fn product(&mut self, id: ProductId) -> Result<Option<ProductRow>, StoreError> {
         row(self.optional(
-            "SELECT id, name, price, stock FROM products WHERE id = ?1",
+            &format!("SELECT {COLUMNS} FROM products WHERE id = ?1"),
             [id.get()],
             read,
         )?)
@@ -49,7 +63,7 @@ impl ProductStore for SqliteConn {
 
     async fn products(&mut self, page: PageRequest) -> Result<Vec<ProductRow>, StoreError> {
         rows(self.all(
-            "SELECT id, name, price, stock FROM products WHERE id > ?1 ORDER BY id LIMIT ?2",
+            &format!("SELECT {COLUMNS} FROM products WHERE id > ?1 ORDER BY id LIMIT ?2"),
             [page.after.unwrap_or(0), page.fetch_limit()],
             read,
         )?)
@@ -57,8 +71,9 @@ impl ProductStore for SqliteConn {
 
     async fn products_by_id(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError> {
         rows(self.all(
-            "SELECT id, name, price, stock FROM products
-             WHERE id IN (SELECT value FROM json_each(?1))",
+            &format!(
+                "SELECT {COLUMNS} FROM products WHERE id IN (SELECT value FROM json_each(?1))"
+            ),
             [json_ids(ids.iter().map(|id| id.get()))],
             read,
         )?)
@@ -66,8 +81,10 @@ impl ProductStore for SqliteConn {
 
     async fn lock_products(&mut self, ids: &[ProductId]) -> Result<Vec<ProductRow>, StoreError> {
         rows(self.all(
-            "SELECT id, name, price, stock FROM products
-             WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+            &format!(
+                "SELECT {COLUMNS} FROM products
+                 WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+            ),
             [json_ids(ids.iter().map(|id| id.get()))],
             read,
         )?)
@@ -86,15 +103,23 @@ impl ProductStore for SqliteConn {
 
     async fn insert_product(
         &mut self,
-        name: &str,
-        price: i64,
-        stock: i64,
+        new: NewProductRow<'_>,
         now: DateTime<Utc>,
     ) -> Result<ProductRow, StoreError> {
         checked(self.one(
-            "INSERT INTO products (name, price, stock, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id, name, price, stock",
-            params![name, price, stock, micros(now)],
+            &format!(
+                "INSERT INTO products
+                     (name, price, stock, sale_starts_at, sale_ends_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING {COLUMNS}"
+            ),
+            params![
+                new.name,
+                new.price,
+                new.stock,
+                new.sale_starts_at.map(micros),
+                new.sale_ends_at.map(micros),
+                micros(now)
+            ],
             read,
         )?)
     }
@@ -106,14 +131,23 @@ impl ProductStore for SqliteConn {
         now: DateTime<Utc>,
     ) -> Result<Option<ProductRow>, StoreError> {
         row(self.optional(
-            "UPDATE products SET name = COALESCE(?2, name), price = COALESCE(?3, price),
-                 stock = COALESCE(?4, stock), updated_at = ?5
-             WHERE id = ?1 RETURNING id, name, price, stock",
+            &format!(
+                "UPDATE products SET name = COALESCE(?2, name), price = COALESCE(?3, price),
+                     stock = COALESCE(?4, stock),
+                     sale_starts_at = CASE WHEN ?5 THEN ?6 ELSE sale_starts_at END,
+                     sale_ends_at = CASE WHEN ?7 THEN ?8 ELSE sale_ends_at END,
+                     updated_at = ?9
+                 WHERE id = ?1 RETURNING {COLUMNS}"
+            ),
             params![
                 id.get(),
                 change.name,
                 change.price,
                 change.stock,
+                change.sale_starts_at.is_some(),
+                change.sale_starts_at.flatten().map(micros),
+                change.sale_ends_at.is_some(),
+                change.sale_ends_at.flatten().map(micros),
                 micros(now)
             ],
             read,

@@ -2,6 +2,7 @@
 //! connection holding the write lock delays writes while it is short and fails them as
 //! transient (a retry may succeed) once it outlasts their deadline.
 
+use commerce_store::product::NewProductRow;
 use commerce_store::{Batching, Fault, StoreError};
 use std::time::Duration;
 
@@ -34,8 +35,14 @@ async fn a_real_file_commits_and_waits_out_a_short_lock_but_not_a_long_one() {
     let product = db
         .write(|conn| {
             Box::pin(async move {
-                conn.insert_product("Lamp", 1000, 5, chrono::Utc::now())
-                    .await
+                let lamp = NewProductRow {
+                    name: "Lamp",
+                    price: 1000,
+                    stock: 5,
+                    sale_starts_at: None,
+                    sale_ends_at: None,
+                };
+                conn.insert_product(lamp, chrono::Utc::now()).await
             })
         })
         .await

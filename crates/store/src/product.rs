@@ -13,6 +13,20 @@ pub struct ProductRow {
     pub name: String,
     pub price: i64,
     pub stock: i64,
+    /// The sale window: orders are taken from `sale_starts_at` (null: open from the start)
+    /// until `sale_ends_at` (exclusive; null: never closes).
+    pub sale_starts_at: Option<DateTime<Utc>>,
+    pub sale_ends_at: Option<DateTime<Utc>>,
+}
+
+/// A new product.
+#[derive(Debug, Clone, Copy)]
+pub struct NewProductRow<'a> {
+    pub name: &'a str,
+    pub price: i64,
+    pub stock: i64,
+    pub sale_starts_at: Option<DateTime<Utc>>,
+    pub sale_ends_at: Option<DateTime<Utc>>,
 }
 
 /// The fields a PATCH may change; `None` keeps the stored value.
@@ -21,6 +35,9 @@ pub struct ProductChange<'a> {
     pub name: Option<&'a str>,
     pub price: Option<i64>,
     pub stock: Option<i64>,
+    /// `None` keeps it, `Some(None)` clears it, `Some(Some(at))` sets it.
+    pub sale_starts_at: Option<Option<DateTime<Utc>>>,
+    pub sale_ends_at: Option<Option<DateTime<Utc>>>,
 }
 
 #[async_trait]
@@ -35,9 +52,7 @@ pub trait ProductStore {
 
     async fn insert_product(
         &mut self,
-        name: &str,
-        price: i64,
-        stock: i64,
+        new: NewProductRow<'_>,
         now: DateTime<Utc>,
     ) -> Result<ProductRow, StoreError>;
 
