@@ -275,7 +275,7 @@ async fn sigterm_stops_the_server_cleanly(backend: Backend) {
 
 async fn demo_mode_loads_data_once_and_prints_tokens(backend: Backend) {
     let db = fresh_database(backend).await;
-    for _ in 0..2 {
+    for first in [true, false] {
         let (mut command, base) = command(&db.url);
         command.arg("--demo").env_remove("COMMERCE_JWT_SECRET");
         let mut child = command.spawn().unwrap();
@@ -300,6 +300,28 @@ async fn demo_mode_loads_data_once_and_prints_tokens(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(products["items"].as_array().unwrap().len(), 7);
+        // One demo product's sale opens a minute after the data is loaded (at the first start).
+        let on_sale: Vec<&Value> = products["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| !p["sale_starts_at"].is_null())
+            .collect();
+        assert_eq!(on_sale.len(), 1, "{products}");
+        assert_eq!(on_sale[0]["name"], "Limited sneakers (flash sale)");
+        assert_eq!(on_sale[0]["sale_ends_at"], Value::Null);
+        let opens =
+            chrono::DateTime::parse_from_rfc3339(on_sale[0]["sale_starts_at"].as_str().unwrap())
+                .unwrap()
+                .to_utc();
+        let now = chrono::Utc::now();
+        assert!(
+            opens <= now + chrono::Duration::seconds(60),
+            "opens at {opens}, now {now}"
+        );
+        if first {
+            assert!(opens > now, "opens at {opens}, now {now}");
+        }
         let client = reqwest::Client::new();
         let coupon = client
             .get(format!("{}/api/v1/coupons/1", server.base))
