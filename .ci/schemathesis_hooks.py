@@ -1,6 +1,6 @@
 """Schemathesis hooks for `.ci/schemathesis`.
 
-JSON Schema states each field on its own; four rules of the API relate a request to another
+JSON Schema states each field on its own; some rules of the API relate a request to another
 field, to the clock or to an earlier request, which no schema can say. A schema-valid request
 that breaks one of them is rightly refused, so such a refusal is not counted as "valid data
 rejected" (ST202) -- but only when the problem document names exactly that rule; any other
@@ -15,6 +15,9 @@ import schemathesis
 RULES = {
     # POST /admin/coupons: the issue window must not be empty.
     "POST /api/v1/admin/coupons": (400, "VALIDATION_FAILED", "issue_starts_at must be before issue_ends_at"),
+    # POST and PATCH /admin/products: the sale window must not be empty (PATCH: as it leaves it).
+    "POST /api/v1/admin/products": (400, "VALIDATION_FAILED", "must be before sale_ends_at"),
+    "PATCH /api/v1/admin/products/{id}": (400, "VALIDATION_FAILED", "must be before sale_ends_at"),
     # POST /admin/jobs/daily-sales: only a day that is over in the shop's time zone.
     "POST /api/v1/admin/jobs/daily-sales": (400, "VALIDATION_FAILED", "is not over yet"),
     # POST /orders: lines of one product are merged, and the merged quantity is bounded too.
