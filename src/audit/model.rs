@@ -81,13 +81,30 @@ pub struct AuditEntry {
     #[schema(example = "product:12")]
     pub resource: String,
     /// The resource as the API showed it before; null when the write created it.
-    #[schema(value_type = Option<Object>, required = true)]
+    #[schema(value_type = Option<AuditValue>, required = true)]
     pub before: Option<Value>,
     /// The resource as the API showed it after.
-    #[schema(value_type = Option<Object>, required = true)]
+    #[schema(value_type = Option<AuditValue>, required = true)]
     pub after: Option<Value>,
     pub at: DateTime<Utc>,
 }
+
+/// The document's name for a resource's view in an entry, so that generated clients get one
+/// named type instead of an anonymous copy for `before` and another for `after`.
+pub struct AuditValue;
+
+impl utoipa::PartialSchema for AuditValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::Object)
+            .description(Some(
+                "A resource as the API shows it: a product, a coupon campaign, an order, or a day's sales summary.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for AuditValue {}
 
 impl TryFrom<AuditRow> for AuditEntry {
     type Error = StoreError;
