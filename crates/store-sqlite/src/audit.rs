@@ -18,15 +18,7 @@ type Entry = (
 );
 
 fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+    r.try_into()
 }
 
 fn text(value: Option<&serde_json::Value>) -> Option<String> {

@@ -163,16 +163,7 @@ impl BalanceStore for SqliteConn {
                 page.after.unwrap_or(i64::MAX),
                 page.fetch_limit()
             ],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            },
+            |r| r.try_into(),
         )?;
         rows.into_iter()
             .map(|(id, kind, amount, balance_after, order_id, at)| {

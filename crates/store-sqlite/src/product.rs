@@ -15,14 +15,7 @@ type Product = (i64, String, i64, i64, Option<i64>, Option<i64>);
 const COLUMNS: &str = "id, name, price, stock, sale_starts_at, sale_ends_at";
 
 fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Product> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
+    r.try_into()
 }
 
 fn checked(
