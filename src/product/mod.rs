@@ -15,3 +15,16 @@ pub use service::{
     create, find_many, get, list, update, NewProduct, ProductError, ProductPatch, ProductState,
     MAX_PRICE, MAX_STOCK,
 };
+
+/// The product the rules' unit tests decide against: in stock (3), no sale window.
+#[cfg(test)]
+fn lamp() -> crate::store::product::ProductRow {
+    crate::store::product::ProductRow {
+        id: crate::ids::ProductId::new(1).expect("positive"),
+        name: "Lamp".into(),
+        price: 1000,
+        stock: 3,
+        sale_starts_at: None,
+        sale_ends_at: None,
+    }
+}

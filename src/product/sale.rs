@@ -44,21 +44,13 @@ pub fn on_sale(product: &ProductRow, now: DateTime<Utc>) -> Result<(), NotOnSale
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::ProductId;
     use chrono::{Duration, TimeZone};
 
     #[test]
     fn a_product_is_on_sale_from_its_start_until_before_its_end() {
         let opens = Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).unwrap();
         let closes = opens + Duration::hours(1);
-        let mut lamp = ProductRow {
-            id: ProductId::new(1).unwrap(),
-            name: "Lamp".into(),
-            price: 1000,
-            stock: 3,
-            sale_starts_at: None,
-            sale_ends_at: None,
-        };
+        let mut lamp = super::super::lamp();
         assert_eq!(on_sale(&lamp, opens), Ok(()));
         lamp.sale_starts_at = Some(opens);
         lamp.sale_ends_at = Some(closes);

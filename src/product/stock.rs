@@ -28,18 +28,10 @@ pub fn take(product: &mut ProductRow, quantity: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::ProductId;
 
     #[test]
     fn stock_is_taken_only_when_there() {
-        let mut lamp = ProductRow {
-            id: ProductId::new(1).unwrap(),
-            name: "Lamp".into(),
-            price: 1000,
-            stock: 3,
-            sale_starts_at: None,
-            sale_ends_at: None,
-        };
+        let mut lamp = super::super::lamp();
         assert_eq!(check(&lamp, 4), Err(Short { available: 3 }));
         assert_eq!(check(&lamp, 3), Ok(()));
         take(&mut lamp, 3);
