@@ -127,15 +127,23 @@ impl Api {
         Ok(reply.body)
     }
 
-    /// A product for the scenario, through the kit's fixture.
-    pub async fn create_product(&self, name: &str, price: i64, stock: i64) -> anyhow::Result<i64> {
-        fixtures::create_product(
+    /// A product for the scenario with its flash-sale `controls` (an object, maybe empty),
+    /// through the kit's fixture.
+    pub async fn create_product(
+        &self,
+        name: &str,
+        price: i64,
+        stock: i64,
+        controls: Value,
+    ) -> anyhow::Result<i64> {
+        fixtures::create_product_with(
             &self.http,
             self.next_base(),
             &self.admin,
             name,
             price,
             stock,
+            controls,
         )
         .await
     }

@@ -53,7 +53,24 @@ pub async fn create_product(
     price: i64,
     stock: i64,
 ) -> anyhow::Result<i64> {
-    let body = json!({"name": name, "price": price, "stock": stock});
+    create_product_with(client, base, admin, name, price, stock, json!({})).await
+}
+
+/// A product with more of the create request's fields (`controls`, an object: a sale window,
+/// a purchase limit); its id.
+pub async fn create_product_with(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    name: &str,
+    price: i64,
+    stock: i64,
+    controls: Value,
+) -> anyhow::Result<i64> {
+    let mut body = json!({"name": name, "price": price, "stock": stock});
+    if let (Some(body), Value::Object(controls)) = (body.as_object_mut(), controls) {
+        body.extend(controls);
+    }
     id(&expect(
         client,
         format!("{base}/api/v1/admin/products"),

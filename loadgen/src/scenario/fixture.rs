@@ -38,6 +38,9 @@ struct Shape {
     coupons: Option<i64>,
     /// Orders placed before the run, so popular products has five to show.
     warm_sales: bool,
+    /// Whether the products are sold as a flash sale (a sale window and a purchase limit), so
+    /// the rushes measure the order path with those checks.
+    flash: bool,
 }
 
 fn shape(scenario: Scenario, args: &LoadArgs) -> Shape {
@@ -48,6 +51,7 @@ fn shape(scenario: Scenario, args: &LoadArgs) -> Shape {
         funds: 0,
         coupons: None,
         warm_sales: false,
+        flash: false,
     };
     match scenario {
         Scenario::Health => none,
@@ -73,6 +77,7 @@ fn shape(scenario: Scenario, args: &LoadArgs) -> Shape {
             stock: args.stock,
             users: args.users,
             funds: 10 * PRICE,
+            flash: true,
             ..none
         },
         Scenario::OrderRushSpread => Shape {
@@ -80,6 +85,7 @@ fn shape(scenario: Scenario, args: &LoadArgs) -> Shape {
             stock: PLENTY,
             users: 1_000,
             funds: 1_000_000,
+            flash: true,
             ..none
         },
         Scenario::Mixed => Shape {
@@ -90,8 +96,19 @@ fn shape(scenario: Scenario, args: &LoadArgs) -> Shape {
             // More coupons than users: the rush is the coupon-rush scenario's business.
             coupons: Some(1_000_000),
             warm_sales: false,
+            flash: false,
         },
     }
+}
+
+/// A flash sale's controls: a window that opened an hour ago and closes in a day, so every
+/// order of the run is inside it and pays for the check.
+fn flash() -> serde_json::Value {
+    let now = chrono::Utc::now();
+    json!({
+        "sale_starts_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
+        "sale_ends_at": (now + chrono::Duration::days(1)).to_rfc3339(),
+    })
 }
 
 /// Runs against one database must never share a user, nor scenarios within a run: each takes
@@ -119,10 +136,15 @@ impl Fixture {
         ledger: &mut Ledger,
     ) -> anyhow::Result<Fixture> {
         let shape = shape(scenario, args);
+        let controls = if shape.flash { flash() } else { json!({}) };
         let products: Vec<i64> = stream::iter(0..shape.products)
-            .map(|n| async move {
-                let name = format!("{} {n}", scenario.name());
-                api.create_product(&name, PRICE, shape.stock).await
+            .map(|n| {
+                let controls = controls.clone();
+                async move {
+                    let name = format!("{} {n}", scenario.name());
+                    api.create_product(&name, PRICE, shape.stock, controls)
+                        .await
+                }
             })
             .buffered(SETUP_PARALLELISM)
             .try_collect()
