@@ -240,6 +240,7 @@ fn each_operation_names_the_codes_it_answers() {
             409,
             &[
                 "PRODUCT_NOT_ON_SALE",
+                "PURCHASE_LIMIT_EXCEEDED",
                 "OUT_OF_STOCK",
                 "COUPON_NOT_USABLE",
                 "INSUFFICIENT_BALANCE",
