@@ -59,6 +59,7 @@ pub async fn load(state: &Arc<AppState>) -> anyhow::Result<()> {
             stock,
             sale_starts_at: (name == SALE_PRODUCT).then_some(opens),
             sale_ends_at: None,
+            max_per_user: None,
         };
         product::create(&state.db, state.clock.as_ref(), admin, new).await?;
     }

@@ -31,6 +31,7 @@ impl ErrorCode {
         // order
         ErrorCode::InvalidOrder,
         ErrorCode::OutOfStock,
+        ErrorCode::PurchaseLimitExceeded,
         ErrorCode::CouponNotUsable,
         ErrorCode::InsufficientBalance,
         ErrorCode::OrderNotFound,

@@ -1,7 +1,8 @@
 //! Cancelling an order: the seed's compensation offered as a user action. One savepoint of the
 //! committer's transaction marks the order cancelled (at most once under any concurrency), returns every line to
-//! stock, makes the coupon usable again, refunds the balance and records the event that takes
-//! the order's sales off the data platform's figures.
+//! stock (and its units to the user's purchase limits), makes the coupon usable again, refunds
+//! the balance and records the event that takes the order's sales off the data platform's
+//! figures.
 
 use async_trait::async_trait;
 use axum::http::StatusCode;
@@ -120,7 +121,8 @@ impl Shared for Cancelling {
 }
 
 /// The steps of a cancellation, inside the caller's transaction. Lock order, as for placing
-/// an order after the order row itself: products ascending, then the coupon, then the balance.
+/// an order after the order row itself: products ascending, their holdings, then the coupon,
+/// then the balance.
 async fn execute(conn: &mut dyn Conn, c: &Cancelling) -> Result<Order, OrderError> {
     let (by, id, window, now) = (c.by, c.id, c.window, c.now);
     let mut order = conn
@@ -147,16 +149,21 @@ async fn execute(conn: &mut dyn Conn, c: &Cancelling) -> Result<Order, OrderErro
     if order.status != OrderStatus::Paid || !conn.cancel_order(id, now).await? {
         return Err(not_cancellable(id, "it is already cancelled".into()));
     }
+    let owner = UserId::new(order.user_id).ok_or_else(|| StoreError::corrupt(order.user_id))?;
+    let mut lines = Vec::with_capacity(order.items.len());
     for line in &order.items {
         let product =
             ProductId::new(line.product_id).ok_or_else(|| StoreError::corrupt(line.product_id))?;
         conn.restock(product, line.quantity).await?;
+        lines.push((product, line.quantity));
     }
+    // The units count against a purchase limit no more; after the products' locks, as for
+    // placing an order.
+    conn.release_holdings(owner, &lines).await?;
     if let Some(coupon) = order.user_coupon_id {
         let coupon = UserCouponId::new(coupon).ok_or_else(|| StoreError::corrupt(coupon))?;
         conn.release_coupon(coupon, id).await?;
     }
-    let owner = UserId::new(order.user_id).ok_or_else(|| StoreError::corrupt(order.user_id))?;
     if order.paid_amount > 0
         && conn
             .refund(owner, Won(order.paid_amount), id, now)

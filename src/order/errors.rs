@@ -10,6 +10,7 @@ use crate::store::StoreError;
 error_codes! {
     InvalidOrder "INVALID_ORDER" BAD_REQUEST: "no items, more than 100 lines, or a quantity out of 1..=1000 (also per product once lines are merged)";
     OutOfStock "OUT_OF_STOCK" CONFLICT: "a line exceeds the stock; the detail names the product";
+    PurchaseLimitExceeded "PURCHASE_LIMIT_EXCEEDED" CONFLICT: "a line would take the units of a product the customer holds in paid orders past its max_per_user; the detail names the product, the limit and what is left";
     CouponNotUsable "COUPON_NOT_USABLE" CONFLICT: "the coupon is not the user's, already used, expired, or the order is under its minimum amount";
     InsufficientBalance "INSUFFICIENT_BALANCE" CONFLICT: "the balance is less than the amount to pay";
     OrderNotFound "ORDER_NOT_FOUND" NOT_FOUND: "no such order (also another user's order)";
@@ -27,6 +28,12 @@ pub enum OrderError {
         product_id: i64,
         requested: i64,
         available: i64,
+    },
+    #[error("product {product_id}: at most {limit} per customer, {left} left")]
+    PurchaseLimitExceeded {
+        product_id: i64,
+        limit: i64,
+        left: i64,
     },
     #[error("product {product_id} is not on sale: its sale window is {window}")]
     NotOnSale { product_id: i64, window: String },
@@ -53,6 +60,7 @@ impl OrderError {
             OrderError::ProductNotFound(_) => ErrorCode::ProductNotFound,
             OrderError::NotOnSale { .. } => ErrorCode::ProductNotOnSale,
             OrderError::OutOfStock { .. } => ErrorCode::OutOfStock,
+            OrderError::PurchaseLimitExceeded { .. } => ErrorCode::PurchaseLimitExceeded,
             OrderError::CouponNotUsable(..) => ErrorCode::CouponNotUsable,
             OrderError::InsufficientBalance { .. } => ErrorCode::InsufficientBalance,
             OrderError::NotFound(_) => ErrorCode::OrderNotFound,

@@ -3,14 +3,15 @@
 //! `store::Shared`). A refused order writes nothing, so the others are untouched by it.
 //!
 //! The rules are the ones of a single order, in its order of checks: each line's product must
-//! exist, be inside its sale window at the order's `now` and have the quantity, the coupon
-//! must be the user's, unused and unexpired, the total must reach the coupon's minimum, and
-//! the balance must cover what is left to pay.
+//! exist, be inside its sale window at the order's `now`, stay within its purchase limit (what
+//! the user holds in paid orders, the batch's earlier orders included) and have the quantity,
+//! the coupon must be the user's, unused and unexpired, the total must reach the coupon's
+//! minimum, and the balance must cover what is left to pay.
 
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::errors::OrderError;
 use super::events::{self, OrderEvent};
@@ -23,11 +24,11 @@ use crate::http::answer::render;
 use crate::idempotency::{Answer, Attempt};
 use crate::ids::{ProductId, UserCouponId, UserId};
 use crate::money::Won;
-use crate::product::{sale, stock};
+use crate::product::{limit, sale, stock};
 use crate::store::balance::PaymentRow;
 use crate::store::coupon::HeldCouponRow;
 use crate::store::order::{NewOrderRow, OrderLineRow};
-use crate::store::product::ProductRow;
+use crate::store::product::{Holding, ProductRow};
 use crate::store::{Conn, Row, Shared, StoreError, WriteKind};
 
 /// One order to place, as its request asked.
@@ -83,6 +84,7 @@ impl Shared for Placing {
         let decided: Vec<Result<Accepted, OrderError>> =
             orders.iter().map(|order| locked.decide(order)).collect();
         write_stock(conn, &decided, &locked).await?;
+        locked.write_holdings(conn).await?;
         placed(conn, orders, decided).await
     }
 }
@@ -92,6 +94,10 @@ struct Locked {
     products: HashMap<ProductId, ProductRow>,
     coupons: HashMap<UserCouponId, HeldCouponRow>,
     balances: HashMap<UserId, Won>,
+    /// Units held of limited products by the batch's users (a missing pair holds none).
+    holdings: HashMap<(ProductId, UserId), i64>,
+    /// The pairs accepted orders changed, to write.
+    held_more: BTreeSet<(ProductId, UserId)>,
 }
 
 impl Locked {
@@ -113,6 +119,24 @@ impl Locked {
         users.dedup();
 
         let products = conn.lock_products(&products).await?;
+        // Only limited products have holdings: a batch without one reads none.
+        let limited: HashSet<ProductId> = products
+            .iter()
+            .filter(|p| limit::applies(p))
+            .map(|p| p.id)
+            .collect();
+        let mut pairs: Vec<(ProductId, UserId)> = orders
+            .iter()
+            .flat_map(|o| o.request.lines().iter().map(|&(id, _)| (id, o.user)))
+            .filter(|(id, _)| limited.contains(id))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let holdings = if pairs.is_empty() {
+            Vec::new()
+        } else {
+            conn.lock_holdings(&pairs).await?
+        };
         let coupons = if coupons.is_empty() {
             Vec::new()
         } else {
@@ -123,6 +147,11 @@ impl Locked {
             products: products.into_iter().map(|p| (p.id, p)).collect(),
             coupons: coupons.into_iter().map(|c| (c.id, c)).collect(),
             balances: balances.into_iter().collect(),
+            holdings: holdings
+                .into_iter()
+                .map(|h| ((h.product, h.user), h.quantity))
+                .collect(),
+            held_more: BTreeSet::new(),
         })
     }
 
@@ -138,6 +167,14 @@ impl Locked {
             sale::on_sale(product, now).map_err(|closed| OrderError::NotOnSale {
                 product_id: id.get(),
                 window: closed.window(),
+            })?;
+            let held = self.holdings.get(&(id, user)).copied().unwrap_or(0);
+            limit::check(product, held, quantity).map_err(|over| {
+                OrderError::PurchaseLimitExceeded {
+                    product_id: id.get(),
+                    limit: over.limit,
+                    left: over.left,
+                }
             })?;
             stock::check(product, quantity).map_err(|short| OrderError::OutOfStock {
                 product_id: id.get(),
@@ -190,9 +227,13 @@ impl Locked {
             Some(after)
         };
 
-        for (id, quantity) in order.request.lines() {
-            if let Some(product) = self.products.get_mut(id) {
-                stock::take(product, *quantity);
+        for &(id, quantity) in order.request.lines() {
+            if let Some(product) = self.products.get_mut(&id) {
+                stock::take(product, quantity);
+                if limit::applies(product) {
+                    *self.holdings.entry((id, user)).or_insert(0) += quantity;
+                    self.held_more.insert((id, user));
+                }
             }
         }
         if let Some(held) = coupon.and_then(|id| self.coupons.get_mut(&id)) {
@@ -207,6 +248,23 @@ impl Locked {
             coupon,
             balance_after,
         })
+    }
+
+    /// Writes what the accepted orders left the users holding of limited products.
+    async fn write_holdings(&self, conn: &mut dyn Conn) -> Result<(), StoreError> {
+        if self.held_more.is_empty() {
+            return Ok(());
+        }
+        let holdings: Vec<Holding> = self
+            .held_more
+            .iter()
+            .map(|&(product, user)| Holding {
+                product,
+                user,
+                quantity: self.holdings[&(product, user)],
+            })
+            .collect();
+        conn.set_holdings(&holdings).await
     }
 }
 

@@ -87,6 +87,7 @@ problems!(PlaceOrderProblems for KEYED_WRITE {
     ValidationFailed: "a malformed body or header",
     ProductNotFound,
     ProductNotOnSale,
+    PurchaseLimitExceeded,
     OutOfStock,
     CouponNotUsable,
     InsufficientBalance,

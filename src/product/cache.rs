@@ -80,6 +80,7 @@ mod tests {
             stock,
             sale_starts_at: None,
             sale_ends_at: None,
+            max_per_user: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod cache;
 mod errors;
+pub mod limit;
 mod model;
 mod routes;
 pub mod sale;
@@ -16,7 +17,7 @@ pub use service::{
     MAX_PRICE, MAX_STOCK,
 };
 
-/// The product the rules' unit tests decide against: in stock (3), no sale window.
+/// The product the rules' unit tests decide against: in stock (3), no sale window, no limit.
 #[cfg(test)]
 fn lamp() -> crate::store::product::ProductRow {
     crate::store::product::ProductRow {
@@ -26,5 +27,6 @@ fn lamp() -> crate::store::product::ProductRow {
         stock: 3,
         sale_starts_at: None,
         sale_ends_at: None,
+        max_per_user: None,
     }
 }

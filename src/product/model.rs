@@ -24,6 +24,9 @@ pub struct Product {
     /// Orders are taken until this instant (exclusive); null: never closes.
     #[schema(required = true)]
     pub sale_ends_at: Option<DateTime<Utc>>,
+    /// The most units of it one customer may hold in paid orders; null: no limit.
+    #[schema(required = true, minimum = 1, maximum = 1000, example = 2)]
+    pub max_per_user: Option<i64>,
 }
 
 impl From<ProductRow> for Product {
@@ -35,6 +38,7 @@ impl From<ProductRow> for Product {
             stock: row.stock,
             sale_starts_at: row.sale_starts_at,
             sale_ends_at: row.sale_ends_at,
+            max_per_user: row.max_per_user,
         }
     }
 }

@@ -86,7 +86,8 @@ problems!(UpdateProductProblems for ADMIN {
     ProductNotFound,
 });
 
-/// Change a product's name, price or stock (admin). `stock` sets the stock level.
+/// Change a product's name, price, stock, sale window or purchase limit (admin). `stock` sets
+/// the stock level; a limit set on a product without one counts the units already sold.
 #[utoipa::path(patch, path = "/admin/products/{id}", tag = "admin", security(("bearer" = [])),
     params(IdParam),
     request_body = ProductPatch,

@@ -5,6 +5,7 @@ use thiserror::Error;
 use utoipa::ToSchema;
 
 use super::cache::ProductCache;
+use super::limit::MAX_PER_USER;
 use super::model::Product;
 use crate::audit::{self, Action, Entry};
 use crate::bounds;
@@ -59,11 +60,15 @@ pub struct NewProduct {
     #[serde(default)]
     #[schema(inline)]
     pub sale_ends_at: Option<Timestamp>,
+    #[serde(default)]
+    #[schema(schema_with = new_max_per_user)]
+    pub max_per_user: Option<i64>,
 }
 
 /// Any of the fields; the ones given replace the stored values (an empty patch changes nothing).
 /// `name`, `price` and `stock` cannot be cleared, so `null` is refused for them
-/// (`400 VALIDATION_FAILED` naming the field); `null` clears `sale_starts_at` / `sale_ends_at`.
+/// (`400 VALIDATION_FAILED` naming the field); `null` clears `sale_starts_at` / `sale_ends_at`
+/// / `max_per_user`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
@@ -85,6 +90,24 @@ pub struct ProductPatch {
     #[serde(default, deserialize_with = "clearable")]
     #[schema(value_type = Option<Timestamp>, inline, nullable)]
     pub sale_ends_at: Option<Option<Timestamp>>,
+    #[serde(default, deserialize_with = "clearable")]
+    #[schema(schema_with = patched_max_per_user)]
+    pub max_per_user: Option<Option<i64>>,
+}
+
+fn new_max_per_user() -> utoipa::openapi::Object {
+    bounds::described(
+        bounds::int_or_null::<1, MAX_PER_USER>(),
+        "The most units one customer may hold in paid orders, 1..=1000 (null or absent: no limit).",
+    )
+}
+
+fn patched_max_per_user() -> utoipa::openapi::Object {
+    bounds::described(
+        bounds::int_or_null::<1, MAX_PER_USER>(),
+        "Absent: unchanged; null: no limit; 1..=1000: the most units one customer may hold in \
+         paid orders, counting what they hold already.",
+    )
 }
 
 /// A field that is there: absent is `None` (by `default`), `null` is not a value of `T`.
@@ -126,6 +149,15 @@ fn check_price(price: i64) -> Result<(), ProductError> {
     if !(1..=MAX_PRICE).contains(&price) {
         return Err(ProductError::Invalid(format!(
             "price must be between 1 and {MAX_PRICE}, got {price}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_max_per_user(limit: i64) -> Result<(), ProductError> {
+    if !(1..=MAX_PER_USER).contains(&limit) {
+        return Err(ProductError::Invalid(format!(
+            "max_per_user must be between 1 and {MAX_PER_USER}, got {limit}"
         )));
     }
     Ok(())
@@ -178,6 +210,7 @@ pub async fn create(
     check_name(&new.name)?;
     check_price(new.price)?;
     check_stock(new.stock)?;
+    new.max_per_user.map(check_max_per_user).transpose()?;
     check_window(
         new.sale_starts_at.map(Timestamp::get),
         new.sale_ends_at.map(Timestamp::get),
@@ -195,6 +228,7 @@ pub async fn create(
                         stock: new.stock,
                         sale_starts_at: new.sale_starts_at.map(Timestamp::get),
                         sale_ends_at: new.sale_ends_at.map(Timestamp::get),
+                        max_per_user: new.max_per_user,
                     },
                     now,
                 )
@@ -229,6 +263,11 @@ pub async fn update(
     }
     patch.price.map(check_price).transpose()?;
     patch.stock.map(check_stock).transpose()?;
+    patch
+        .max_per_user
+        .flatten()
+        .map(check_max_per_user)
+        .transpose()?;
     let now = clock.now();
     let patch = std::sync::Arc::new(patch);
     let updated = db
@@ -241,6 +280,7 @@ pub async fn update(
                     stock: patch.stock,
                     sale_starts_at: patch.sale_starts_at.map(|at| at.map(Timestamp::get)),
                     sale_ends_at: patch.sale_ends_at.map(|at| at.map(Timestamp::get)),
+                    max_per_user: patch.max_per_user,
                 };
                 // Locked, so concurrent changes see each other's result as their `before`.
                 let before = conn
@@ -259,6 +299,13 @@ pub async fn update(
                     .await?
                     .ok_or(ProductError::NotFound(id))?
                     .into();
+                // Holdings are kept for limited products only (see `purchase_holdings` in
+                // migration 0010): a product gaining a limit counts its paid orders now, under
+                // its lock, and one losing it drops them. A changed limit keeps them.
+                if before.max_per_user.is_some() != after.max_per_user.is_some() {
+                    conn.reset_holdings(id, after.max_per_user.is_some())
+                        .await?;
+                }
                 let entry = Entry {
                     actor,
                     action: Action::ProductUpdate,

@@ -117,7 +117,8 @@ async fn each_admin_write_is_recorded_with_its_values(backend: Backend) {
     assert_eq!(
         update["before"],
         json!({"id": mug, "name": "Mug", "price": 9000, "stock": 10,
-               "sale_starts_at": null, "sale_ends_at": null})
+               "sale_starts_at": null, "sale_ends_at": null,
+               "max_per_user": null})
     );
     assert_eq!(update["after"], patched.body);
     assert_eq!(create["before"], Value::Null);

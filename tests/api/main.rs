@@ -27,6 +27,7 @@ mod platform_nats;
 mod platform_recovery;
 mod process;
 mod products;
+mod purchase_limits;
 mod replica;
 mod sale_windows;
 mod stalls;

@@ -240,6 +240,7 @@ fn each_operation_names_the_codes_it_answers() {
             409,
             &[
                 "PRODUCT_NOT_ON_SALE",
+                "PURCHASE_LIMIT_EXCEEDED",
                 "OUT_OF_STOCK",
                 "COUPON_NOT_USABLE",
                 "INSUFFICIENT_BALANCE",
@@ -386,6 +387,22 @@ fn the_sale_window_is_nullable_in_a_patch_and_always_in_a_product() {
     }
 }
 
+#[test]
+fn the_purchase_limit_is_a_nullable_integer_of_1_to_1000() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    for schema in ["NewProduct", "ProductPatch", "Product"] {
+        let property = &schemas[schema]["properties"]["max_per_user"];
+        assert_eq!(property["type"], json!(["integer", "null"]), "{schema}");
+        assert_eq!(property["minimum"], 1, "{schema}: {property}");
+        assert_eq!(property["maximum"], 1000, "{schema}: {property}");
+    }
+    assert!(schemas["Product"]["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("max_per_user")));
+}
+
 /// An answer is documented for the operation that gave it.
 fn assert_documented(doc: &Value, operation: &str, answer: &Response, code: &str) {
     answer.assert_problem(answer.status, code);
@@ -449,6 +466,21 @@ async fn answers_are_the_codes_their_operation_documents(backend: Backend) {
         app.post(&cancel).token(&user).send().await.status,
         StatusCode::OK
     );
+    let limited = app
+        .post("/api/v1/admin/products")
+        .token(&app.admin())
+        .json(json!({"name": "Limited", "price": 1, "stock": 5, "max_per_user": 1}))
+        .send()
+        .await
+        .body["id"]
+        .clone();
+    let over = app
+        .post("/api/v1/orders")
+        .token(&user)
+        .json(json!({"items": [{"product_id": limited, "quantity": 2}]}))
+        .send()
+        .await;
+    assert_documented(&doc, order, &over, "PURCHASE_LIMIT_EXCEEDED");
     let again = app.post(&cancel).token(&user).send().await;
     assert_documented(
         &doc,
@@ -499,7 +531,8 @@ async fn a_null_product_field_is_refused(backend: Backend) {
     assert_eq!(
         read.body,
         json!({"id": product, "name": "Earbuds", "price": 1000, "stock": 5,
-               "sale_starts_at": null, "sale_ends_at": null})
+               "sale_starts_at": null, "sale_ends_at": null,
+               "max_per_user": null})
     );
     let changed = app
         .patch(&path)

@@ -82,7 +82,8 @@ async fn an_orders_sale_shows_up_in_popular_products(backend: Backend) {
     assert_eq!(
         answer["items"][0]["product"],
         json!({"id": b, "name": "B", "price": 1000, "stock": 95,
-               "sale_starts_at": null, "sale_ends_at": null})
+               "sale_starts_at": null, "sale_ends_at": null,
+               "max_per_user": null})
     );
 }
 

@@ -17,7 +17,8 @@ async fn an_admin_creates_a_product_and_anyone_reads_it(backend: Backend) {
     assert_eq!(
         created.body,
         json!({"id": id, "name": "Earbuds", "price": 89000, "stock": 12,
-               "sale_starts_at": null, "sale_ends_at": null})
+               "sale_starts_at": null, "sale_ends_at": null,
+               "max_per_user": null})
     );
     let read = app.get(&format!("/api/v1/products/{id}")).send().await;
     assert_eq!(read.status, StatusCode::OK);
@@ -130,7 +131,8 @@ async fn an_admin_patches_a_product(backend: Backend) {
     assert_eq!(
         patched.body,
         json!({"id": id, "name": "Mug", "price": 8000, "stock": 50,
-               "sale_starts_at": null, "sale_ends_at": null})
+               "sale_starts_at": null, "sale_ends_at": null,
+               "max_per_user": null})
     );
     let renamed = app
         .patch(&path)

@@ -272,7 +272,8 @@ async fn every_read_shows_the_window(backend: Backend) {
     assert_eq!(
         mug,
         json!({"id": plain, "name": "Mug", "price": 1000, "stock": 5,
-               "sale_starts_at": null, "sale_ends_at": null})
+               "sale_starts_at": null, "sale_ends_at": null,
+               "max_per_user": null})
     );
     let lamp = product(&app, sale).await;
     assert_eq!(instant(&lamp["sale_starts_at"]), Some(opens));

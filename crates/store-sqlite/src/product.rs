@@ -3,23 +3,23 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use crate::{instant, json_rows, micros, SqliteConn};
-use commerce_domain::ids::ProductId;
+use commerce_domain::ids::{ProductId, UserId};
 use commerce_domain::page::PageRequest;
-use commerce_store::product::{NewProductRow, ProductChange, ProductRow, ProductStore};
+use commerce_store::product::{Holding, NewProductRow, ProductChange, ProductRow, ProductStore};
 use commerce_store::StoreError;
 
 /// A product as stored, in the columns [`COLUMNS`].
-type Product = (i64, String, i64, i64, Option<i64>, Option<i64>);
+type Product = (i64, String, i64, i64, Option<i64>, Option<i64>, Option<i64>);
 
 /// What every query that reads products selects, in [`read`]'s order.
-const COLUMNS: &str = "id, name, price, stock, sale_starts_at, sale_ends_at";
+const COLUMNS: &str = "id, name, price, stock, sale_starts_at, sale_ends_at, max_per_user";
 
 fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Product> {
     r.try_into()
 }
 
 fn checked(
-    (id, name, price, stock, sale_starts_at, sale_ends_at): Product,
+    (id, name, price, stock, sale_starts_at, sale_ends_at, max_per_user): Product,
 ) -> Result<ProductRow, StoreError> {
     Ok(ProductRow {
         id: ProductId::new(id).ok_or_else(|| StoreError::corrupt(id))?,
@@ -28,6 +28,7 @@ fn checked(
         stock,
         sale_starts_at: sale_starts_at.map(instant).transpose()?,
         sale_ends_at: sale_ends_at.map(instant).transpose()?,
+        max_per_user,
     })
 }
 
@@ -102,8 +103,9 @@ impl ProductStore for SqliteConn {
         checked(self.one(
             &format!(
                 "INSERT INTO products
-                     (name, price, stock, sale_starts_at, sale_ends_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING {COLUMNS}"
+                     (name, price, stock, sale_starts_at, sale_ends_at, max_per_user,
+                      created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING {COLUMNS}"
             ),
             params![
                 new.name,
@@ -111,6 +113,7 @@ impl ProductStore for SqliteConn {
                 new.stock,
                 new.sale_starts_at.map(micros),
                 new.sale_ends_at.map(micros),
+                new.max_per_user,
                 micros(now)
             ],
             read,
@@ -129,7 +132,8 @@ impl ProductStore for SqliteConn {
                      stock = COALESCE(?4, stock),
                      sale_starts_at = CASE WHEN ?5 THEN ?6 ELSE sale_starts_at END,
                      sale_ends_at = CASE WHEN ?7 THEN ?8 ELSE sale_ends_at END,
-                     updated_at = ?9
+                     max_per_user = CASE WHEN ?9 THEN ?10 ELSE max_per_user END,
+                     updated_at = ?11
                  WHERE id = ?1 RETURNING {COLUMNS}"
             ),
             params![
@@ -141,6 +145,8 @@ impl ProductStore for SqliteConn {
                 change.sale_starts_at.flatten().map(micros),
                 change.sale_ends_at.is_some(),
                 change.sale_ends_at.flatten().map(micros),
+                change.max_per_user.is_some(),
+                change.max_per_user.flatten(),
                 micros(now)
             ],
             read,
@@ -152,6 +158,73 @@ impl ProductStore for SqliteConn {
             "UPDATE products SET stock = stock + ?2 WHERE id = ?1",
             [id.get(), quantity],
         )?;
+        Ok(())
+    }
+
+    async fn lock_holdings(
+        &mut self,
+        pairs: &[(ProductId, UserId)],
+    ) -> Result<Vec<Holding>, StoreError> {
+        let held: Vec<(i64, i64, i64)> = self.all(
+            "SELECT h.product_id, h.user_id, h.quantity
+             FROM json_each(?1) AS p JOIN purchase_holdings h
+                 ON h.product_id = p.value ->> 0 AND h.user_id = p.value ->> 1
+             ORDER BY h.product_id, h.user_id",
+            [json_rows(pairs.iter().map(|(p, u)| (p.get(), u.get())))],
+            |r| r.try_into(),
+        )?;
+        held.into_iter()
+            .map(|(product, user, quantity)| Holding::stored(product, user, quantity))
+            .collect()
+    }
+
+    async fn set_holdings(&mut self, holdings: &[Holding]) -> Result<(), StoreError> {
+        // `WHERE true` tells SQLite's parser the ON CONFLICT is the upsert's, not a join's.
+        self.run(
+            "INSERT INTO purchase_holdings (product_id, user_id, quantity)
+             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1) WHERE true
+             ON CONFLICT (product_id, user_id) DO UPDATE SET quantity = excluded.quantity",
+            [json_rows(
+                holdings
+                    .iter()
+                    .map(|h| (h.product.get(), h.user.get(), h.quantity)),
+            )],
+        )?;
+        Ok(())
+    }
+
+    async fn release_holdings(
+        &mut self,
+        user: UserId,
+        lines: &[(ProductId, i64)],
+    ) -> Result<(), StoreError> {
+        self.run(
+            "UPDATE purchase_holdings SET quantity = quantity - (l.value ->> 1)
+             FROM json_each(?2) AS l
+             WHERE user_id = ?1 AND product_id = l.value ->> 0",
+            params![
+                user.get(),
+                json_rows(lines.iter().map(|&(p, q)| (p.get(), q)))
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn reset_holdings(&mut self, id: ProductId, count: bool) -> Result<(), StoreError> {
+        self.run(
+            "DELETE FROM purchase_holdings WHERE product_id = ?1",
+            [id.get()],
+        )?;
+        if count {
+            self.run(
+                "INSERT INTO purchase_holdings (product_id, user_id, quantity)
+                 SELECT i.product_id, o.user_id, SUM(i.quantity)
+                 FROM order_items i JOIN orders o ON o.id = i.order_id
+                 WHERE i.product_id = ?1 AND o.status = 'PAID'
+                 GROUP BY i.product_id, o.user_id",
+                [id.get()],
+            )?;
+        }
         Ok(())
     }
 }

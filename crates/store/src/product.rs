@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::StoreError;
-use commerce_domain::ids::ProductId;
+use commerce_domain::ids::{ProductId, UserId};
 use commerce_domain::page::PageRequest;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub struct ProductRow {
     /// until `sale_ends_at` (exclusive; null: never closes).
     pub sale_starts_at: Option<DateTime<Utc>>,
     pub sale_ends_at: Option<DateTime<Utc>>,
+    /// The most units one user may hold in paid orders (null: no limit).
+    pub max_per_user: Option<i64>,
 }
 
 /// A new product.
@@ -27,6 +29,7 @@ pub struct NewProductRow<'a> {
     pub stock: i64,
     pub sale_starts_at: Option<DateTime<Utc>>,
     pub sale_ends_at: Option<DateTime<Utc>>,
+    pub max_per_user: Option<i64>,
 }
 
 /// The fields a PATCH may change; `None` keeps the stored value.
@@ -38,6 +41,26 @@ pub struct ProductChange<'a> {
     /// `None` keeps it, `Some(None)` clears it, `Some(Some(at))` sets it.
     pub sale_starts_at: Option<Option<DateTime<Utc>>>,
     pub sale_ends_at: Option<Option<DateTime<Utc>>>,
+    pub max_per_user: Option<Option<i64>>,
+}
+
+/// What one user holds of one limited product in paid orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holding {
+    pub product: ProductId,
+    pub user: UserId,
+    pub quantity: i64,
+}
+
+impl Holding {
+    /// A holding row as stored, its ids checked.
+    pub fn stored(product: i64, user: i64, quantity: i64) -> Result<Self, StoreError> {
+        Ok(Holding {
+            product: ProductId::new(product).ok_or_else(|| StoreError::corrupt(product))?,
+            user: UserId::new(user).ok_or_else(|| StoreError::corrupt(user))?,
+            quantity,
+        })
+    }
 }
 
 #[async_trait]
@@ -73,4 +96,27 @@ pub trait ProductStore {
 
     /// Sets each locked product's stock to what a batch decided: (id, stock after).
     async fn set_stocks(&mut self, stocks: &[(ProductId, i64)]) -> Result<(), StoreError>;
+
+    /// The holdings of these (product, user) pairs, locked until the transaction ends (on
+    /// PostgreSQL `FOR UPDATE` in (product, user) order, taken after the products' locks); a
+    /// pair without a row is left out (it holds nothing).
+    async fn lock_holdings(
+        &mut self,
+        pairs: &[(ProductId, UserId)],
+    ) -> Result<Vec<Holding>, StoreError>;
+
+    /// Stores what a batch left each pair holding, inserting the pairs without a row.
+    async fn set_holdings(&mut self, holdings: &[Holding]) -> Result<(), StoreError>;
+
+    /// Gives back a cancelled order's units: (product, quantity) of each line; a line whose
+    /// product has no holding row (no limit) changes nothing.
+    async fn release_holdings(
+        &mut self,
+        user: UserId,
+        lines: &[(ProductId, i64)],
+    ) -> Result<(), StoreError>;
+
+    /// Replaces the product's holdings by its paid orders' units per user (a limit is set on a
+    /// product that had none), or deletes them (`count` false: its limit is cleared).
+    async fn reset_holdings(&mut self, id: ProductId, count: bool) -> Result<(), StoreError>;
 }
