@@ -32,9 +32,10 @@ const PRODUCTS: &[(&str, i64, i64)] = &[
 ];
 
 /// The demo product whose sale window opens [`SALE_OPENS_AFTER`] after the catalogue is
-/// loaded (at the server's start).
+/// loaded (at the server's start), at most [`SALE_LIMIT`] per customer.
 const SALE_PRODUCT: &str = "Limited sneakers (flash sale)";
 const SALE_OPENS_AFTER: chrono::Duration = chrono::Duration::minutes(1);
+const SALE_LIMIT: i64 = 2;
 
 /// Loads the demo catalogue into an empty shop, through the same services as the admin API;
 /// restarting with `--demo` adds nothing twice.
@@ -59,7 +60,7 @@ pub async fn load(state: &Arc<AppState>) -> anyhow::Result<()> {
             stock,
             sale_starts_at: (name == SALE_PRODUCT).then_some(opens),
             sale_ends_at: None,
-            max_per_user: None,
+            max_per_user: (name == SALE_PRODUCT).then_some(SALE_LIMIT),
         };
         product::create(&state.db, state.clock.as_ref(), admin, new).await?;
     }

@@ -4,7 +4,8 @@
 //! - a balance is its history: charges - payments + refunds, per user;
 //! - a product's stock plus its units in paid (not cancelled) orders is what it started with;
 //! - a campaign's issued quantity is the coupons users hold, and never above its total;
-//! - one `order.paid` event per order and one `order.cancelled` per cancelled order.
+//! - one `order.paid` event per order and one `order.cancelled` per cancelled order;
+//! - what a user holds of a product with a purchase limit is their units of it in paid orders.
 //!
 //! Each returns a [`Check`] (for a report) and has an `assert_` twin (for a test).
 
@@ -131,12 +132,44 @@ pub async fn events(raw: &Raw) -> Result<Check> {
     ))
 }
 
-/// Every invariant that needs no knowledge of the run: balances, coupons, events.
+/// The units a user holds of each product with a purchase limit (`purchase_holdings`, which the
+/// limit is checked against) are their units of it in paid orders: no stored holding differs,
+/// and none is missing for a user who bought a limited product.
+pub async fn holdings(raw: &Raw) -> Result<Check> {
+    let paid = "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT)
+                FROM order_items i JOIN orders o ON o.id = i.order_id
+                WHERE o.status = 'PAID' AND o.user_id = h.user_id AND i.product_id = h.product_id";
+    let differ = raw
+        .try_scalar(&format!(
+            "SELECT COUNT(*) FROM purchase_holdings h WHERE h.quantity <> ({paid})"
+        ))
+        .await?;
+    let missing = raw
+        .try_scalar(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT o.user_id, i.product_id
+                 FROM order_items i JOIN orders o ON o.id = i.order_id
+                 JOIN products p ON p.id = i.product_id
+                 WHERE o.status = 'PAID' AND p.max_per_user IS NOT NULL) bought
+             WHERE NOT EXISTS (SELECT 1 FROM purchase_holdings h
+                 WHERE h.user_id = bought.user_id AND h.product_id = bought.product_id)",
+        )
+        .await?;
+    Ok(Check::new(
+        differ == 0 && missing == 0,
+        format!(
+            "holdings of limited products = units in paid orders: {differ} differ, \
+             {missing} missing"
+        ),
+    ))
+}
+
+/// Every invariant that needs no knowledge of the run: balances, coupons, events, holdings.
 pub async fn all(raw: &Raw) -> Result<Vec<Check>> {
     Ok(vec![
         balances(raw).await?,
         coupons(raw).await?,
         events(raw).await?,
+        holdings(raw).await?,
     ])
 }
 
@@ -159,4 +192,8 @@ pub async fn assert_coupons_issued_are_held(raw: &Raw) {
 
 pub async fn assert_one_event_per_order(raw: &Raw) {
     held(events(raw).await)
+}
+
+pub async fn assert_holdings_are_paid_units(raw: &Raw) {
+    held(holdings(raw).await)
 }

@@ -67,6 +67,7 @@ async fn a_refund_is_money_back_and_a_cancelled_order_holds_no_stock(postgres: b
     invariants::stock(&raw, &[(1, 5)]).await.unwrap().assert();
     invariants::events(&raw).await.unwrap().assert();
     invariants::coupons(&raw).await.unwrap().assert();
+    invariants::holdings(&raw).await.unwrap().assert();
 
     // The balance without its refund, stock not given back, the cancellation's event missing.
     raw.execute("UPDATE balances SET balance = 4000").await;
@@ -82,6 +83,38 @@ async fn a_refund_is_money_back_and_a_cancelled_order_holds_no_stock(postgres: b
         .await;
     invariants::stock(&raw, &[(1, 5)]).await.unwrap().assert();
     raw.close().await;
+}
+
+async fn holdings_are_the_units_in_paid_orders(postgres: bool) {
+    let (_db, raw, now) = migrated(postgres).await;
+    refunded_order(&raw, now).await;
+    raw.execute("UPDATE products SET max_per_user = 2").await;
+    // Cancelled: nothing held, with or without a row.
+    invariants::holdings(&raw).await.unwrap().assert();
+    raw.execute("INSERT INTO purchase_holdings (product_id, user_id, quantity) VALUES (1, 7, 0)")
+        .await;
+    invariants::holdings(&raw).await.unwrap().assert();
+    // Paid again: the row must count its 2 units.
+    raw.execute("UPDATE orders SET status = 'PAID', cancelled_at = NULL")
+        .await;
+    assert!(broken(invariants::holdings(&raw).await.unwrap()).contains("1 differ"));
+    raw.execute("UPDATE purchase_holdings SET quantity = 2")
+        .await;
+    invariants::holdings(&raw).await.unwrap().assert();
+    // A buyer of a limited product without a row would be let past the limit.
+    raw.execute("DELETE FROM purchase_holdings").await;
+    assert!(broken(invariants::holdings(&raw).await.unwrap()).contains("1 missing"));
+    raw.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_holdings_are_the_units_in_paid_orders() {
+    holdings_are_the_units_in_paid_orders(false).await
+}
+
+#[tokio::test]
+async fn postgres_holdings_are_the_units_in_paid_orders() {
+    holdings_are_the_units_in_paid_orders(true).await
 }
 
 async fn coupons_issued_are_the_coupons_held(postgres: bool) {

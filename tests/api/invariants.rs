@@ -1,12 +1,12 @@
 //! What must hold of stored state whatever happened: the kit's invariants (a balance is its
 //! history, a product's stock plus its units in paid orders is what it started with, coupons
-//! issued are coupons held, one event per order), and what only these tests know: every write
+//! issued are coupons held, one event per order, holdings are paid units), and what only these tests know: every write
 //! answered 2xx is stored.
 
 use crate::harness::Raw;
 pub use commerce_test_support::invariants::{
-    assert_balances_match_history, assert_coupons_issued_are_held, assert_one_event_per_order,
-    assert_stock_adds_up,
+    assert_balances_match_history, assert_coupons_issued_are_held, assert_holdings_are_paid_units,
+    assert_one_event_per_order, assert_stock_adds_up,
 };
 
 /// Every id a 2xx answer gave is found by `query`, a `SELECT COUNT(*)` that ends in `id IN`:

@@ -300,7 +300,8 @@ async fn demo_mode_loads_data_once_and_prints_tokens(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(products["items"].as_array().unwrap().len(), 7);
-        // One demo product's sale opens a minute after the data is loaded (at the first start).
+        // One demo product's sale opens a minute after the data is loaded (at the first start),
+        // at most 2 per customer; the others have no limit.
         let on_sale: Vec<&Value> = products["items"]
             .as_array()
             .unwrap()
@@ -310,6 +311,18 @@ async fn demo_mode_loads_data_once_and_prints_tokens(backend: Backend) {
         assert_eq!(on_sale.len(), 1, "{products}");
         assert_eq!(on_sale[0]["name"], "Limited sneakers (flash sale)");
         assert_eq!(on_sale[0]["sale_ends_at"], Value::Null);
+        let limited: Vec<(&Value, &Value)> = products["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| !p["max_per_user"].is_null())
+            .map(|p| (&p["name"], &p["max_per_user"]))
+            .collect();
+        assert_eq!(
+            limited,
+            [(&json!("Limited sneakers (flash sale)"), &json!(2))],
+            "{products}"
+        );
         let opens =
             chrono::DateTime::parse_from_rfc3339(on_sale[0]["sale_starts_at"].as_str().unwrap())
                 .unwrap()

@@ -38,9 +38,10 @@ struct Shape {
     coupons: Option<i64>,
     /// Orders placed before the run, so popular products has five to show.
     warm_sales: bool,
-    /// Whether the products are sold as a flash sale (a sale window and a purchase limit), so
-    /// the rushes measure the order path with those checks.
-    flash: bool,
+    /// The purchase limit when the products are sold as a flash sale (with a sale window too),
+    /// so the rushes measure the order path with those checks; set where it never binds (each
+    /// hot-rush user orders once; a spread-rush user's orders of one product stay far below it).
+    flash: Option<i64>,
 }
 
 fn shape(scenario: Scenario, args: &LoadArgs) -> Shape {
@@ -51,7 +52,7 @@ fn shape(scenario: Scenario, args: &LoadArgs) -> Shape {
         funds: 0,
         coupons: None,
         warm_sales: false,
-        flash: false,
+        flash: None,
     };
     match scenario {
         Scenario::Health => none,
@@ -77,7 +78,7 @@ fn shape(scenario: Scenario, args: &LoadArgs) -> Shape {
             stock: args.stock,
             users: args.users,
             funds: 10 * PRICE,
-            flash: true,
+            flash: Some(1),
             ..none
         },
         Scenario::OrderRushSpread => Shape {
@@ -85,7 +86,7 @@ fn shape(scenario: Scenario, args: &LoadArgs) -> Shape {
             stock: PLENTY,
             users: 1_000,
             funds: 1_000_000,
-            flash: true,
+            flash: Some(1_000),
             ..none
         },
         Scenario::Mixed => Shape {
@@ -96,18 +97,19 @@ fn shape(scenario: Scenario, args: &LoadArgs) -> Shape {
             // More coupons than users: the rush is the coupon-rush scenario's business.
             coupons: Some(1_000_000),
             warm_sales: false,
-            flash: false,
+            flash: None,
         },
     }
 }
 
 /// A flash sale's controls: a window that opened an hour ago and closes in a day, so every
-/// order of the run is inside it and pays for the check.
-fn flash() -> serde_json::Value {
+/// order of the run is inside it and pays for the check, and a purchase limit.
+fn flash(max_per_user: i64) -> serde_json::Value {
     let now = chrono::Utc::now();
     json!({
         "sale_starts_at": (now - chrono::Duration::hours(1)).to_rfc3339(),
         "sale_ends_at": (now + chrono::Duration::days(1)).to_rfc3339(),
+        "max_per_user": max_per_user,
     })
 }
 
@@ -136,7 +138,7 @@ impl Fixture {
         ledger: &mut Ledger,
     ) -> anyhow::Result<Fixture> {
         let shape = shape(scenario, args);
-        let controls = if shape.flash { flash() } else { json!({}) };
+        let controls = shape.flash.map_or_else(|| json!({}), flash);
         let products: Vec<i64> = stream::iter(0..shape.products)
             .map(|n| {
                 let controls = controls.clone();
