@@ -35,6 +35,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     migration!("0007_outbox_trace"),
     migration!("0008_audit_log"),
     migration!("0009_product_sale_window"),
+    // 0010 is taken by a change under way on another branch.
+    migration!("0011_webhooks"),
 ];
 
 /// One migration as sqlx names it: `0001_balance_products.sql` is version 1, described as

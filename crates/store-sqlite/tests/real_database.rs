@@ -6,6 +6,9 @@ use commerce_store::product::NewProductRow;
 use commerce_store::{Batching, Fault, StoreError};
 use std::time::Duration;
 
+#[path = "../../store/tests/common/webhook_store.rs"]
+mod webhook_store;
+
 async fn set_stock(
     db: &commerce_store::Db,
     id: commerce_domain::ids::ProductId,
@@ -170,5 +173,17 @@ async fn audit_entries_round_trip_newest_first() {
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].resource, "product:1");
     drop(reader);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn webhooks_fan_out_claim_and_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("webhooks.db").display());
+    let db = commerce_store_sqlite::connect(&url, 4, Batching::default())
+        .await
+        .expect("opens");
+    db.migrate().await.expect("migrates");
+    webhook_store::webhooks_fan_out_claim_and_record(&db).await;
     db.close().await;
 }
