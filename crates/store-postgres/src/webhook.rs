@@ -114,9 +114,14 @@ impl WebhookStore for PgConn {
         ids: Option<&[i64]>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        // Rows the relay holds locked while it sends them are skipped, not waited for: this
+        // runs in the committer's transaction. They are marked on a later pass.
         sqlx::query(
             "UPDATE outbox SET fanned_out_at = $1
-             WHERE fanned_out_at IS NULL AND ($2::bigint[] IS NULL OR id = ANY($2))",
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE fanned_out_at IS NULL AND ($2::bigint[] IS NULL OR id = ANY($2))
+                 FOR UPDATE SKIP LOCKED)",
         )
         .bind(now)
         .bind(ids)

@@ -177,7 +177,8 @@ pub trait WebhookStore {
     async fn events_to_fan_out(&mut self, limit: i64) -> Result<Vec<UnfannedEvent>, StoreError>;
 
     /// Marks events fanned out; `None` marks every event not yet fanned out (no webhook
-    /// exists, so none needs a delivery).
+    /// exists, so none needs a delivery). On PostgreSQL rows another transaction holds (the
+    /// relay's) are skipped, never waited for.
     async fn mark_fanned_out(
         &mut self,
         ids: Option<&[i64]>,
