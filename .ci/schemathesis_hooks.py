@@ -22,6 +22,11 @@ RULES = {
     "PATCH /api/v1/admin/products/{id}": (400, "VALIDATION_FAILED", "must be before sale_ends_at"),
     # POST /admin/jobs/daily-sales: only a day that is over in the shop's time zone.
     "POST /api/v1/admin/jobs/daily-sales": (400, "VALIDATION_FAILED", "is not over yet"),
+    # POST /admin/webhooks: the address must be a whole http(s) URL (the pattern states only its
+    # start) whose name resolves, and only to public addresses (no loopback or private ones
+    # unless allowed, never link-local or metadata ones): decided by URL parsing and name
+    # resolution, which no schema states.
+    "POST /api/v1/admin/webhooks": (400, "VALIDATION_FAILED", "webhook address"),
     # POST /orders: lines of one product are merged, and the merged quantity is bounded too.
     "POST /api/v1/orders": (400, "INVALID_ORDER", "across its lines"),
 }

@@ -128,6 +128,10 @@ pub struct SettingsArgs {
     /// Writes one user may make at once before the per-second rate applies.
     #[arg(long, env = "COMMERCE_USER_WRITE_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub user_write_burst: u32,
+    /// Webhooks may be sent to loopback and private addresses (receivers on the shop's own
+    /// network); link-local and cloud-metadata addresses are refused regardless.
+    #[arg(long, env = "COMMERCE_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
     /// NATS server for order events (JetStream). Without it events are delivered in-process.
     #[arg(long, env = "COMMERCE_NATS_URL")]
     pub nats_url: Option<String>,
@@ -238,6 +242,7 @@ pub struct Settings {
     pub daily_job_at: NaiveTime,
     pub popular_cache_ttl: Duration,
     pub product_cache_ttl: Duration,
+    pub webhook_allow_private: bool,
     pub nats_url: Option<String>,
     pub nats_stream: String,
     pub nats_replicas: u8,
@@ -258,6 +263,7 @@ impl Default for Settings {
             daily_job_at: NaiveTime::from_hms_opt(0, 5, 0).expect("valid time"),
             popular_cache_ttl: Duration::from_secs(1),
             product_cache_ttl: Duration::from_secs(1),
+            webhook_allow_private: false,
             nats_url: None,
             nats_stream: "COMMERCE".to_owned(),
             nats_replicas: 1,
@@ -290,6 +296,7 @@ impl From<SettingsArgs> for Settings {
             daily_job_at: args.daily_job_at,
             popular_cache_ttl: args.popular_cache_ttl,
             product_cache_ttl: args.product_cache_ttl,
+            webhook_allow_private: args.webhook_allow_private,
             nats_url: args.nats_url,
             nats_stream: args.nats_stream,
             nats_replicas: args.nats_replicas,
@@ -328,6 +335,12 @@ mod tests {
             None
         );
         assert!(Cli::try_parse_from(["commerce", "serve", "--user-write-burst", "0"]).is_err());
+    }
+
+    #[test]
+    fn private_webhook_receivers_are_refused_unless_allowed() {
+        assert!(!serve_settings(&[]).webhook_allow_private);
+        assert!(serve_settings(&["--webhook-allow-private"]).webhook_allow_private);
     }
 
     #[test]

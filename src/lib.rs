@@ -15,5 +15,6 @@ pub mod platform;
 pub mod product;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;
 
 pub use commerce_domain::{bounds, clock, ids, money, page};

@@ -1,5 +1,6 @@
 //! The work beside the requests: the outbox relay (handed the platform as its in-process
-//! consumer), the platform's JetStream consumer and daily job, and housekeeping.
+//! consumer), the webhook worker, the platform's JetStream consumer and daily job, and
+//! housekeeping.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::state::AppState;
-use crate::{idempotency, outbox, platform};
+use crate::{idempotency, outbox, platform, webhook};
 
 /// Starts every background task; each stops at `shutdown`.
 pub(super) async fn start(
@@ -21,6 +22,7 @@ pub(super) async fn start(
             transport.clone(),
             shutdown.clone(),
         )),
+        tokio::spawn(webhook::run(state.webhook_worker()?, shutdown.clone())),
         tokio::spawn(platform::consume_jetstream(
             state.platform(),
             transport.jetstream(),

@@ -20,7 +20,7 @@ use super::ops;
 use super::state::AppState;
 use crate::config::Settings;
 use crate::http::{extract, metrics, ErrorCode, Problem, ProblemBody};
-use crate::{audit, balance, coupon, order, platform, product, telemetry};
+use crate::{audit, balance, coupon, order, platform, product, telemetry, webhook};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -68,7 +68,8 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .merge(coupon::routes())
         .merge(order::routes())
         .merge(platform::routes())
-        .merge(audit::routes());
+        .merge(audit::routes())
+        .merge(webhook::routes());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 

@@ -16,6 +16,7 @@ use crate::outbox;
 use crate::platform::{Platform, PlatformState};
 use crate::product::{ProductCache, ProductState};
 use crate::store::Db;
+use crate::webhook::{self, WebhookState};
 
 /// Everything the service holds while it runs; handlers take parts of it.
 pub struct AppState {
@@ -25,6 +26,8 @@ pub struct AppState {
     pub jwt: JwtKeys,
     pub metrics: PrometheusHandle,
     pub outbox: outbox::Signal,
+    /// Wakes this instance's webhook delivery worker.
+    pub webhooks: webhook::Wake,
     pub popular: Arc<Platform>,
     pub sold_out_coupons: Arc<SoldOut>,
     pub products: Arc<ProductCache>,
@@ -44,6 +47,7 @@ impl AppState {
             jwt: JwtKeys::new(jwt_secret),
             metrics: http::metrics_recorder(),
             outbox: outbox::Signal::default(),
+            webhooks: webhook::Wake::default(),
             popular: Arc::new(Platform::new(settings.popular_cache_ttl)),
             sold_out_coupons: Arc::default(),
             products: Arc::new(ProductCache::new(settings.product_cache_ttl)),
@@ -105,6 +109,26 @@ impl AppState {
         }
     }
 
+    pub fn webhook(&self) -> WebhookState {
+        WebhookState {
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            allow_private: self.settings.webhook_allow_private,
+            wake: self.webhooks.clone(),
+        }
+    }
+
+    /// The webhook worker: fan-out from the outbox and deliveries.
+    pub fn webhook_worker(&self) -> Result<webhook::Worker, reqwest::Error> {
+        webhook::Worker::new(
+            self.db.clone(),
+            self.clock.clone(),
+            self.outbox.clone(),
+            self.webhooks.clone(),
+            self.settings.webhook_allow_private,
+        )
+    }
+
     /// What the outbox relay works with; events in this process go to the data platform.
     pub fn relay(&self) -> outbox::Relay {
         outbox::Relay {
@@ -134,6 +158,7 @@ parts! {
     OrderState => AppState::order,
     PlatformState => AppState::platform,
     AuditState => AppState::audit,
+    WebhookState => AppState::webhook,
 }
 
 impl FromRef<Arc<AppState>> for JwtKeys {

@@ -23,14 +23,20 @@ pub enum Action {
     OrderCancel,
     #[serde(rename = "job.daily_sales")]
     JobDailySales,
+    #[serde(rename = "webhook.create")]
+    WebhookCreate,
+    #[serde(rename = "webhook.delete")]
+    WebhookDelete,
 }
 
-const ACTIONS: [Action; 5] = [
+const ACTIONS: [Action; 7] = [
     Action::ProductCreate,
     Action::ProductUpdate,
     Action::CouponCreate,
     Action::OrderCancel,
     Action::JobDailySales,
+    Action::WebhookCreate,
+    Action::WebhookDelete,
 ];
 
 impl Action {
@@ -42,6 +48,8 @@ impl Action {
             Action::CouponCreate => "coupon.create",
             Action::OrderCancel => "order.cancel",
             Action::JobDailySales => "job.daily_sales",
+            Action::WebhookCreate => "webhook.create",
+            Action::WebhookDelete => "webhook.delete",
         }
     }
 
@@ -98,7 +106,7 @@ impl utoipa::PartialSchema for AuditValue {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::Type::Object)
             .description(Some(
-                "A resource as the API shows it: a product, a coupon campaign, an order, or a day's sales summary.",
+                "A resource as the API shows it: a product, a coupon campaign, an order, a day's sales summary, or a webhook (never its secret).",
             ))
             .into()
     }

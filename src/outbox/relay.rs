@@ -15,18 +15,24 @@ const BATCH: i64 = 200;
 const POLL: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Wakes the relay when a transaction that wrote events has committed, so delivery does not
-/// wait for the next poll. Clones wake the same relay.
+/// Wakes the outbox's consumers (the relay and the webhook fan-out) when a transaction that
+/// wrote events has committed, so they do not wait for the next poll. Clones wake the same
+/// consumers.
 #[derive(Clone, Default)]
-pub struct Signal(Arc<tokio::sync::Notify>);
+pub struct Signal(Arc<[tokio::sync::Notify; 2]>);
 
 impl Signal {
     pub fn notify(&self) {
-        self.0.notify_one();
+        self.0.iter().for_each(tokio::sync::Notify::notify_one);
     }
 
     async fn notified(&self) {
-        self.0.notified().await
+        self.0[0].notified().await
+    }
+
+    /// Resolves at the next commit that wrote events, for the webhook fan-out.
+    pub async fn fan_out_notified(&self) {
+        self.0[1].notified().await
     }
 }
 

@@ -336,7 +336,9 @@ fn the_entry_is_documented() {
             "product.update",
             "coupon.create",
             "order.cancel",
-            "job.daily_sales"
+            "job.daily_sales",
+            "webhook.create",
+            "webhook.delete"
         ])
     );
     let entry = &schemas["AuditEntry"];

@@ -34,4 +34,5 @@ mod stalls;
 mod strict_input;
 mod traces;
 mod transient;
+mod webhooks;
 mod write_limits;

@@ -67,6 +67,10 @@ async fn the_openapi_document_and_docs_are_served(backend: Backend) {
         ("/api/v1/admin/products/{id}", &["patch"]),
         ("/api/v1/admin/coupons", &["post"]),
         ("/api/v1/admin/audit", &["get"]),
+        ("/api/v1/admin/webhooks", &["post", "get"]),
+        ("/api/v1/admin/webhooks/{id}", &["delete"]),
+        ("/api/v1/admin/webhooks/{id}/deliveries", &["get"]),
+        ("/api/v1/admin/webhooks/deliveries/{id}/retry", &["post"]),
     ] {
         for method in methods {
             assert!(
@@ -77,7 +81,7 @@ async fn the_openapi_document_and_docs_are_served(backend: Backend) {
     }
     let paths = doc.body["paths"].as_object().unwrap().len();
     assert_eq!(
-        paths, 21,
+        paths, 25,
         "/openapi.json documents exactly the contract's paths"
     );
     let docs = app.get("/docs/").send().await;

@@ -54,6 +54,9 @@ id_type!(
     /// A coupon issued to one user.
     UserCouponId,
     OrderId,
+    WebhookId,
+    /// One event's delivery to one webhook.
+    DeliveryId,
 );
 
 /// A string that is not a positive 64-bit integer written as a canonical decimal.

@@ -14,6 +14,7 @@ mod outbox;
 mod platform;
 mod product;
 mod replica;
+mod webhook;
 
 pub use engine::connect;
 

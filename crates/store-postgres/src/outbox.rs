@@ -74,12 +74,14 @@ impl OutboxStore for PgConn {
     }
 
     async fn prune_outbox(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        let result =
-            sqlx::query("DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1")
-                .bind(cutoff)
-                .execute(&mut self.0)
-                .await
-                .map_err(db)?;
+        let result = sqlx::query(
+            "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1
+             AND fanned_out_at IS NOT NULL",
+        )
+        .bind(cutoff)
+        .execute(&mut self.0)
+        .await
+        .map_err(db)?;
         Ok(result.rows_affected())
     }
 }

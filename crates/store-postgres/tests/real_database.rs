@@ -7,6 +7,9 @@ use commerce_store::{Batching, Fault, StoreError};
 use sqlx::{Connection, Executor, PgConnection};
 use std::time::{Duration, Instant};
 
+#[path = "../../store/tests/common/webhook_store.rs"]
+mod webhook_store;
+
 fn admin_url() -> String {
     std::env::var("COMMERCE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -272,6 +275,18 @@ async fn purchase_holdings_are_set_released_counted_and_dropped() {
         .await
         .expect("stored");
     assert_eq!(counted, (vec![holding(u9, 3)], vec![]));
+    db.close().await;
+    fresh.drop_it().await;
+}
+
+#[tokio::test]
+async fn webhooks_fan_out_claim_and_record() {
+    let fresh = Fresh::create("webhooks").await;
+    let db = commerce_store_postgres::connect(&fresh.url, None, 4, Batching::default())
+        .await
+        .expect("connects");
+    db.migrate().await.expect("migrates");
+    webhook_store::webhooks_fan_out_claim_and_record(&db).await;
     db.close().await;
     fresh.drop_it().await;
 }

@@ -19,6 +19,7 @@ mod outbox;
 mod platform;
 mod product;
 mod read;
+mod webhook;
 mod writer;
 
 pub use engine::connect;

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     migration!("0008_audit_log"),
     migration!("0009_product_sale_window"),
     migration!("0010_purchase_limits"),
+    migration!("0011_webhooks"),
 ];
 
 /// One migration as sqlx names it: `0001_balance_products.sql` is version 1, described as

@@ -57,7 +57,8 @@ impl OutboxStore for SqliteConn {
 
     async fn prune_outbox(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let deleted = self.run(
-            "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?1",
+            "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?1
+             AND fanned_out_at IS NOT NULL",
             [micros(cutoff)],
         )?;
         Ok(deleted as u64)

@@ -6,6 +6,9 @@ use commerce_store::product::NewProductRow;
 use commerce_store::{Batching, Fault, StoreError};
 use std::time::Duration;
 
+#[path = "../../store/tests/common/webhook_store.rs"]
+mod webhook_store;
+
 async fn set_stock(
     db: &commerce_store::Db,
     id: commerce_domain::ids::ProductId,
@@ -270,5 +273,17 @@ async fn purchase_holdings_are_set_released_counted_and_dropped() {
         .await
         .expect("stored");
     assert_eq!(counted, (vec![holding(u9, 3)], vec![]));
+    db.close().await;
+}
+
+#[tokio::test]
+async fn webhooks_fan_out_claim_and_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("webhooks.db").display());
+    let db = commerce_store_sqlite::connect(&url, 4, Batching::default())
+        .await
+        .expect("opens");
+    db.migrate().await.expect("migrates");
+    webhook_store::webhooks_fan_out_claim_and_record(&db).await;
     db.close().await;
 }

@@ -37,6 +37,7 @@ mod source;
 #[cfg(feature = "rusqlite")]
 mod sqlite_values;
 mod trace;
+pub mod webhook;
 
 pub use batch::{close_savepoint, Batching, DEFAULT_COMMITTERS, DEFAULT_MAX_BATCH};
 pub use committer::{Committer, QueueLoad, PROBE_WAIT};
@@ -67,6 +68,7 @@ pub trait Conn:
     + platform::PlatformStore
     + outbox::OutboxStore
     + idempotency::IdempotencyStore
+    + webhook::WebhookStore
     + Send
 {
     /// Opens a savepoint: what follows can be undone alone, the transaction going on.
