@@ -29,6 +29,9 @@ use crate::store::{Conn, Db, StoreError};
 const BATCH: i64 = 100;
 /// Sends in flight at once per instance.
 const SLOTS: usize = 32;
+/// Sends in flight at once to one webhook, over all instances: a receiver that hangs holds
+/// this many senders, and the others go on serving the other receivers.
+const PER_RECEIVER: i64 = 4;
 /// A receiver must answer within this.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A claim outlives the longest send by a wide margin.
@@ -218,7 +221,10 @@ async fn dispatch(worker: &Worker) -> Result<usize, StoreError> {
     let claimed = worker
         .db
         .write(move |conn| {
-            Box::pin(async move { conn.claim_deliveries(now, now + LEASE, free as i64).await })
+            Box::pin(async move {
+                conn.claim_deliveries(now, now + LEASE, free as i64, PER_RECEIVER)
+                    .await
+            })
         })
         .await?;
     let count = claimed.len();

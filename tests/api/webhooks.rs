@@ -302,6 +302,43 @@ async fn a_hanging_receiver_does_not_slow_orders(backend: Backend) {
     stop.cancel();
 }
 
+async fn a_hanging_receiver_does_not_hold_up_another(backend: Backend) {
+    let app = &TestApp::with_settings(backend, allowing_private()).await;
+    let hanging = &Receiver::start(Answers::Hang).await;
+    registered(app, &hanging.url()).await;
+    let product = app.product("Lamp", 100, 1000).await;
+    app.charge(1, 100_000).await;
+    // A backlog for the hanging receiver, older than anything for the other: 40 deliveries,
+    // more than the worker's 32 senders.
+    for _ in 0..40 {
+        order(app, 1, product).await;
+    }
+    let stop = start_worker(app);
+    let started = Instant::now();
+    // Real time only: the app's clock stands still, so no claim's lease runs out.
+    while hanging.got().len() < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no sends began"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let healthy = &Receiver::start(Answers::FailFirst(0)).await;
+    registered(app, &healthy.url()).await;
+    order(app, 1, product).await;
+    let started = Instant::now();
+    while healthy.got().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the healthy receiver waited behind the hanging one"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The hanging receiver holds 4 senders (each attempt runs to the 10 s timeout meanwhile).
+    assert_eq!(hanging.got().len(), 4, "sends in flight to one receiver");
+    stop.cancel();
+}
+
 async fn registration_access_retry_delete_and_audit(backend: Backend) {
     let strict = TestApp::new(backend).await;
     let refused = register(&strict, "http://127.0.0.1:9/hook", json!(["order.paid"])).await;
@@ -519,6 +556,7 @@ async fn a_delivery_survives_sigkill(backend: Backend) {
 on_both_backends!(
     every_event_arrives_signed_after_retries,
     a_hanging_receiver_does_not_slow_orders,
+    a_hanging_receiver_does_not_hold_up_another,
     registration_access_retry_delete_and_audit,
     a_delivery_survives_sigkill,
 );

@@ -143,16 +143,23 @@ impl WebhookStore for SqliteConn {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         limit: i64,
+        per_receiver: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        // `n`: a due delivery's place among its webhook's, after the ones already in flight.
         let ids: Vec<i64> = self.all(
-            "UPDATE webhook_deliveries SET claimed_until = ?2
-             WHERE id IN (
-                 SELECT id FROM webhook_deliveries
-                 WHERE status = 'PENDING' AND next_attempt_at <= ?1
-                   AND (claimed_until IS NULL OR claimed_until < ?1)
-                 ORDER BY next_attempt_at LIMIT ?3)
+            "WITH busy AS (
+                 SELECT webhook_id, COUNT(*) AS flying FROM webhook_deliveries
+                 WHERE status = 'PENDING' AND claimed_until >= ?1 GROUP BY webhook_id),
+             due AS (
+                 SELECT d.id, d.next_attempt_at, COALESCE(b.flying, 0)
+                     + ROW_NUMBER() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) AS n
+                 FROM webhook_deliveries d LEFT JOIN busy b ON b.webhook_id = d.webhook_id
+                 WHERE d.status = 'PENDING' AND d.next_attempt_at <= ?1
+                   AND (d.claimed_until IS NULL OR d.claimed_until < ?1))
+             UPDATE webhook_deliveries SET claimed_until = ?2
+             WHERE id IN (SELECT id FROM due WHERE n <= ?4 ORDER BY next_attempt_at, id LIMIT ?3)
              RETURNING id",
-            params![micros(now), micros(until), limit],
+            params![micros(now), micros(until), limit, per_receiver],
             |r| r.get(0),
         )?;
         let rows: Vec<Claimed> = self.all(

@@ -193,12 +193,15 @@ pub trait WebhookStore {
     ) -> Result<(), StoreError>;
 
     /// Claims up to `limit` pending deliveries due at `now` whose claim is absent or expired,
-    /// until `until`; on PostgreSQL skipping rows another transaction holds.
+    /// until `until`, the oldest due first, leaving any webhook at most `per_receiver` claimed
+    /// (by any instance) at once, so one slow receiver cannot take every sender; on PostgreSQL
+    /// skipping rows another transaction holds.
     async fn claim_deliveries(
         &mut self,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         limit: i64,
+        per_receiver: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
 
     /// Records an attempt's outcome and releases the claim (nothing when the delivery was

@@ -104,20 +104,23 @@ pub async fn webhooks_fan_out_claim_and_record(db: &Db) {
     assert!(!backlog.events_to_fan_out);
     assert_eq!(backlog.next_due, Some(now));
 
-    // Claimed once: a second claim while the lease runs gets nothing.
+    // One at a time per receiver: a second claim waits while the first is in flight; with
+    // room for two, the other goes; claimed once: a claim while the leases run gets nothing.
     let until = now + Duration::seconds(60);
-    let claimed = write(db, move |conn| {
-        Box::pin(conn.claim_deliveries(now, until, 10))
-    })
-    .await;
-    assert_eq!(claimed.len(), 2);
+    let claim = move |per_receiver| {
+        write(db, move |conn| {
+            Box::pin(conn.claim_deliveries(now, until, 10, per_receiver))
+        })
+    };
+    let mut claimed = claim(1).await;
+    assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].url, hook.url);
     assert_eq!(claimed[0].secret, "s3cret");
-    assert!(write(db, move |conn| Box::pin(
-        conn.claim_deliveries(now, until, 10)
-    ))
-    .await
-    .is_empty());
+    assert!(claim(1).await.is_empty(), "the receiver is busy");
+    claimed.extend(claim(2).await);
+    assert_eq!(claimed.len(), 2);
+    assert_ne!(claimed[0].id, claimed[1].id);
+    assert!(claim(10).await.is_empty());
     let backlog = db.read().await.unwrap().webhook_backlog().await.unwrap();
     assert_eq!(
         backlog.next_due,
@@ -185,7 +188,7 @@ pub async fn webhooks_fan_out_claim_and_record(db: &Db) {
         .await
     );
     let claimed = write(db, move |conn| {
-        Box::pin(conn.claim_deliveries(later, later + Duration::seconds(60), 10))
+        Box::pin(conn.claim_deliveries(later, later + Duration::seconds(60), 10, 10))
     })
     .await;
     assert_eq!(claimed.iter().map(|d| d.id).collect::<Vec<_>>(), [first]);
