@@ -87,6 +87,9 @@ pub async fn create(
                     secret,
                     created_at: now,
                 };
+                // A webhook hears of events committed after it: the earlier ones, left unmarked
+                // while there was no webhook to fan them out to, are marked here.
+                conn.mark_fanned_out(None, now).await?;
                 let created = CreatedWebhook::try_from(conn.insert_webhook(row).await?)?;
                 let entry = Entry {
                     actor,

@@ -144,7 +144,9 @@ async fn step(worker: &Worker) -> Result<Duration, StoreError> {
 }
 
 /// Creates the deliveries of up to a batch of events not yet fanned out and marks them, in one
-/// write; how many events it handled. Without webhooks it only marks every waiting event.
+/// write; how many events it handled. Without webhooks it is not called (see
+/// `webhook_backlog`): events wait unmarked, at no cost to the orders, until a registration
+/// marks them.
 pub async fn fan_out(worker: &Worker) -> Result<usize, StoreError> {
     let now = worker.clock.now();
     worker
@@ -153,7 +155,7 @@ pub async fn fan_out(worker: &Worker) -> Result<usize, StoreError> {
             Box::pin(async move {
                 let hooks = conn.all_webhooks().await?;
                 if hooks.is_empty() {
-                    conn.mark_fanned_out(None, now).await?;
+                    // The last one was deleted meanwhile; a registration marks what waits.
                     return Ok(0);
                 }
                 let events = conn.events_to_fan_out(BATCH).await?;

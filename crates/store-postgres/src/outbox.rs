@@ -76,7 +76,7 @@ impl OutboxStore for PgConn {
     async fn prune_outbox(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let result = sqlx::query(
             "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1
-             AND fanned_out_at IS NOT NULL",
+             AND (fanned_out_at IS NOT NULL OR NOT EXISTS (SELECT 1 FROM webhooks))",
         )
         .bind(cutoff)
         .execute(&mut self.0)

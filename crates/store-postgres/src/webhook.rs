@@ -278,7 +278,9 @@ impl WebhookStore for PgConn {
 
     async fn webhook_backlog(&mut self) -> Result<WebhookBacklog, StoreError> {
         let (events_to_fan_out, next_due): (bool, Option<DateTime<Utc>>) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE fanned_out_at IS NULL),
+            // Without webhooks events wait unmarked (registration marks them), so none is due.
+            "SELECT EXISTS (SELECT 1 FROM webhooks)
+                     AND EXISTS (SELECT 1 FROM outbox WHERE fanned_out_at IS NULL),
                  -- A claimed delivery is due again only once its claim expires.
                  (SELECT MIN(GREATEST(next_attempt_at, claimed_until))
                   FROM webhook_deliveries WHERE status = 'PENDING')",

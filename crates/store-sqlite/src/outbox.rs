@@ -58,7 +58,7 @@ impl OutboxStore for SqliteConn {
     async fn prune_outbox(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let deleted = self.run(
             "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?1
-             AND fanned_out_at IS NOT NULL",
+             AND (fanned_out_at IS NOT NULL OR NOT EXISTS (SELECT 1 FROM webhooks))",
             [micros(cutoff)],
         )?;
         Ok(deleted as u64)

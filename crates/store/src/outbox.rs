@@ -33,6 +33,7 @@ pub trait OutboxStore {
 
     async fn mark_delivered(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// Deletes events delivered before `cutoff` and fanned out to webhooks; returns how many.
+    /// Deletes events delivered before `cutoff` and fanned out to webhooks (or not, while no
+    /// webhook exists); returns how many.
     async fn prune_outbox(&mut self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -152,6 +152,7 @@ pub struct AttemptOutcome {
 /// What waits for the webhook worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WebhookBacklog {
+    /// Events wait for the fan-out and a webhook exists to fan them out to.
     pub events_to_fan_out: bool,
     /// The earliest `next_attempt_at` of the pending deliveries.
     pub next_due: Option<DateTime<Utc>>,
@@ -176,8 +177,8 @@ pub trait WebhookStore {
     /// transaction, skipping those another instance's fan-out holds.
     async fn events_to_fan_out(&mut self, limit: i64) -> Result<Vec<UnfannedEvent>, StoreError>;
 
-    /// Marks events fanned out; `None` marks every event not yet fanned out (no webhook
-    /// exists, so none needs a delivery). On PostgreSQL rows another transaction holds (the
+    /// Marks events fanned out; `None` marks every event not yet fanned out (at a webhook's
+    /// registration: they came before it, and no webhook needed them). On PostgreSQL rows another transaction holds (the
     /// relay's) are skipped, never waited for.
     async fn mark_fanned_out(
         &mut self,

@@ -38,8 +38,21 @@ async fn unfanned(db: &Db) -> Vec<UnfannedEvent> {
 
 pub async fn webhooks_fan_out_claim_and_record(db: &Db) {
     let now = DateTime::from_timestamp_micros(1_795_000_000_123_456).unwrap();
-    // No webhook: one statement marks every waiting event.
-    add_events(db, now, 2).await;
+    // No webhook: events wait unmarked, and none is due for the fan-out; delivered ones are
+    // pruned all the same. A registration marks every waiting event in one statement.
+    add_events(db, now, 3).await;
+    assert_eq!(unfanned(db).await.len(), 3);
+    let backlog = db.read().await.unwrap().webhook_backlog().await.unwrap();
+    assert!(!backlog.events_to_fan_out);
+    let pruned = write(db, move |conn| {
+        Box::pin(async move {
+            let first = conn.pending_events(1).await?;
+            conn.mark_delivered(&[first[0].id], now).await?;
+            conn.prune_outbox(now + Duration::days(1)).await
+        })
+    })
+    .await;
+    assert_eq!(pruned, 1);
     assert_eq!(unfanned(db).await.len(), 2);
     write(db, move |conn| Box::pin(conn.mark_fanned_out(None, now))).await;
     assert!(unfanned(db).await.is_empty());
