@@ -292,13 +292,28 @@ impl TestApp {
         self.call(Method::PATCH, path)
     }
 
+    /// `POST /admin/products` with `body`, as the admin; the answer as it is.
+    pub async fn create_product(&self, body: serde_json::Value) -> Response {
+        self.post("/api/v1/admin/products")
+            .token(&self.admin())
+            .json(body)
+            .send()
+            .await
+    }
+
+    /// `PATCH /admin/products/{id}` with `body`, as the admin; the answer as it is.
+    pub async fn patch_product(&self, id: i64, body: serde_json::Value) -> Response {
+        self.patch(&format!("/api/v1/admin/products/{id}"))
+            .token(&self.admin())
+            .json(body)
+            .send()
+            .await
+    }
+
     /// Creates a product through the admin API; returns its id.
     pub async fn product(&self, name: &str, price: i64, stock: i64) -> i64 {
         let response = self
-            .post("/api/v1/admin/products")
-            .token(&self.admin())
-            .json(serde_json::json!({"name": name, "price": price, "stock": stock}))
-            .send()
+            .create_product(serde_json::json!({"name": name, "price": price, "stock": stock}))
             .await;
         assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
         response.body["id"].as_i64().unwrap()

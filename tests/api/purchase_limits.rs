@@ -15,32 +15,16 @@ use commerce_test_support::server::Server;
 use commerce_test_support::{fixtures, token};
 use serde_json::{json, Value};
 
-async fn create(app: &TestApp, body: Value) -> Response {
-    app.post("/api/v1/admin/products")
-        .token(&app.admin())
-        .json(body)
-        .send()
-        .await
-}
-
 /// A product of 1,000 won with plenty of stock and this limit; its id.
 async fn limited(app: &TestApp, stock: i64, max_per_user: i64) -> i64 {
-    let created = create(
-        app,
-        json!({"name": "Limited", "price": 1000, "stock": stock, "max_per_user": max_per_user}),
-    )
-    .await;
+    let created = app
+        .create_product(
+            json!({"name": "Limited", "price": 1000, "stock": stock, "max_per_user": max_per_user}),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert_eq!(created.body["max_per_user"], max_per_user);
     created.body["id"].as_i64().unwrap()
-}
-
-async fn patch(app: &TestApp, id: i64, body: Value) -> Response {
-    app.patch(&format!("/api/v1/admin/products/{id}"))
-        .token(&app.admin())
-        .json(body)
-        .send()
-        .await
 }
 
 async fn order(app: &TestApp, user: i64, product: i64, quantity: i64) -> Response {
@@ -180,11 +164,9 @@ async fn many_customers_each_get_their_allowance(backend: Backend) {
 async fn admins_set_change_and_clear_the_limit(backend: Backend) {
     let app = TestApp::new(backend).await;
     for bad in [json!(0), json!(1001), json!(2.5), json!("2"), json!(-1)] {
-        let refused = create(
-            &app,
-            json!({"name": "Lamp", "price": 1000, "stock": 5, "max_per_user": bad}),
-        )
-        .await;
+        let refused = app
+            .create_product(json!({"name": "Lamp", "price": 1000, "stock": 5, "max_per_user": bad}))
+            .await;
         refused.assert_problem(StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
         assert!(refused.text.contains("max_per_user"), "{}", refused.text);
     }
@@ -197,17 +179,17 @@ async fn admins_set_change_and_clear_the_limit(backend: Backend) {
     assert_eq!(listed.body["items"][1]["max_per_user"], 3);
 
     for bad in [json!(0), json!(1001), json!("x")] {
-        let refused = patch(&app, id, json!({ "max_per_user": bad })).await;
+        let refused = app.patch_product(id, json!({ "max_per_user": bad })).await;
         refused.assert_problem(StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
         assert!(refused.text.contains("max_per_user"), "{}", refused.text);
     }
     // Absent: unchanged; a value: changed; null: cleared.
-    let renamed = patch(&app, id, json!({"name": "Lamp"})).await;
+    let renamed = app.patch_product(id, json!({"name": "Lamp"})).await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
     assert_eq!(renamed.body["max_per_user"], 3);
-    let changed = patch(&app, id, json!({"max_per_user": 1000})).await;
+    let changed = app.patch_product(id, json!({"max_per_user": 1000})).await;
     assert_eq!(changed.body["max_per_user"], 1000);
-    let cleared = patch(&app, id, json!({"max_per_user": null})).await;
+    let cleared = app.patch_product(id, json!({"max_per_user": null})).await;
     assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text);
     assert_eq!(cleared.body["max_per_user"], Value::Null);
     assert_eq!(read(&app, id).await["max_per_user"], Value::Null);
@@ -223,20 +205,21 @@ async fn admins_set_change_and_clear_the_limit(backend: Backend) {
     app.charge(7, 100_000).await;
     assert_eq!(order(&app, 7, plain, 3).await.status, StatusCode::CREATED);
     assert_eq!(order(&app, 7, plain, 1).await.status, StatusCode::CREATED);
-    let set = patch(&app, plain, json!({"max_per_user": 5})).await;
+    let set = app.patch_product(plain, json!({"max_per_user": 5})).await;
     assert_eq!(set.body["max_per_user"], 5);
     assert_holdings_are_paid_units(app.raw()).await;
     assert_over_limit(&order(&app, 7, plain, 2).await, plain, 5, 1);
     assert_eq!(order(&app, 7, plain, 1).await.status, StatusCode::CREATED);
     // Lowered under what the user holds: nothing left, nothing taken back.
-    patch(&app, plain, json!({"max_per_user": 2})).await;
+    app.patch_product(plain, json!({"max_per_user": 2})).await;
     assert_over_limit(&order(&app, 7, plain, 1).await, plain, 2, 0);
     // Cleared: no limit, and no holdings kept; set again: counted afresh.
-    patch(&app, plain, json!({"max_per_user": null})).await;
+    app.patch_product(plain, json!({"max_per_user": null}))
+        .await;
     let holdings = format!("SELECT COUNT(*) FROM purchase_holdings WHERE product_id = {plain}");
     assert_eq!(app.scalar(&holdings).await, 0);
     assert_eq!(order(&app, 7, plain, 2).await.status, StatusCode::CREATED);
-    patch(&app, plain, json!({"max_per_user": 8})).await;
+    app.patch_product(plain, json!({"max_per_user": 8})).await;
     assert_over_limit(&order(&app, 7, plain, 2).await, plain, 8, 1);
     assert_holdings_are_paid_units(app.raw()).await;
     assert_stock_adds_up(app.raw(), &[(plain, 100), (id, 100)]).await;

@@ -22,22 +22,6 @@ fn instant(value: &Value) -> Option<DateTime<Utc>> {
     })
 }
 
-async fn create(app: &TestApp, body: Value) -> Response {
-    app.post("/api/v1/admin/products")
-        .token(&app.admin())
-        .json(body)
-        .send()
-        .await
-}
-
-async fn patch(app: &TestApp, id: i64, body: Value) -> Response {
-    app.patch(&format!("/api/v1/admin/products/{id}"))
-        .token(&app.admin())
-        .json(body)
-        .send()
-        .await
-}
-
 async fn order(app: &TestApp, user: i64, product: i64) -> Response {
     app.post("/api/v1/orders")
         .token(&app.token(user))
@@ -69,12 +53,10 @@ async fn a_product_is_ordered_only_inside_its_window(backend: Backend) {
     let start = app.clock.now();
     let opens = start + Duration::seconds(2);
     let closes = start + Duration::seconds(10);
-    let created = create(
-        &app,
-        json!({"name": "Sneakers", "price": 1000, "stock": 10,
-               "sale_starts_at": at(opens), "sale_ends_at": at(closes)}),
-    )
-    .await;
+    let created = app
+        .create_product(json!({"name": "Sneakers", "price": 1000, "stock": 10,
+               "sale_starts_at": at(opens), "sale_ends_at": at(closes)}))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let id = created.body["id"].as_i64().unwrap();
     app.charge(7, 100_000).await;
@@ -110,7 +92,7 @@ async fn a_product_is_ordered_only_inside_its_window(backend: Backend) {
     assert_no_trace(&app, id, 8, 7, 98_000, 2).await;
 
     // Clearing the end reopens it; the start is left as it was.
-    let reopened = patch(&app, id, json!({"sale_ends_at": null})).await;
+    let reopened = app.patch_product(id, json!({"sale_ends_at": null})).await;
     assert_eq!(reopened.status, StatusCode::OK, "{}", reopened.text);
     assert_eq!(instant(&reopened.body["sale_starts_at"]), Some(opens));
     assert_eq!(reopened.body["sale_ends_at"], Value::Null);
@@ -124,12 +106,12 @@ async fn one_closed_line_refuses_the_whole_order(backend: Backend) {
     let app = TestApp::new(backend).await;
     let open = app.product("Mug", 1000, 5).await;
     let later = app.clock.now() + Duration::hours(1);
-    let closed = create(
-        &app,
-        json!({"name": "Lamp", "price": 1000, "stock": 5, "sale_starts_at": at(later)}),
-    )
-    .await
-    .body["id"]
+    let closed = app
+        .create_product(
+            json!({"name": "Lamp", "price": 1000, "stock": 5, "sale_starts_at": at(later)}),
+        )
+        .await
+        .body["id"]
         .as_i64()
         .unwrap();
     app.charge(7, 10_000).await;
@@ -159,17 +141,13 @@ async fn the_window_is_validated_on_create_and_patch(backend: Backend) {
     let now = app.clock.now();
     let (early, late) = (now + Duration::hours(1), now + Duration::hours(2));
     for (starts, ends) in [(early, early), (late, early)] {
-        create(
-            &app,
-            json!({"name": "Lamp", "price": 1000, "stock": 5,
-                   "sale_starts_at": at(starts), "sale_ends_at": at(ends)}),
-        )
-        .await
-        .assert_problem(StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
+        app.create_product(json!({"name": "Lamp", "price": 1000, "stock": 5,
+                   "sale_starts_at": at(starts), "sale_ends_at": at(ends)}))
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
     }
     for bad in [json!("tomorrow"), json!("2026-11-24T09:00:00"), json!(5)] {
-        create(
-            &app,
+        app.create_product(
             json!({"name": "Lamp", "price": 1000, "stock": 5, "sale_starts_at": bad}),
         )
         .await
@@ -178,12 +156,10 @@ async fn the_window_is_validated_on_create_and_patch(backend: Backend) {
     assert_eq!(app.scalar("SELECT COUNT(*) FROM products").await, 0);
 
     // One side, or null, is fine; an offset other than Z is the same instant.
-    let created = create(
-        &app,
-        json!({"name": "Lamp", "price": 1000, "stock": 5,
-               "sale_starts_at": "2026-11-24T13:00:00+09:00", "sale_ends_at": null}),
-    )
-    .await;
+    let created = app
+        .create_product(json!({"name": "Lamp", "price": 1000, "stock": 5,
+               "sale_starts_at": "2026-11-24T13:00:00+09:00", "sale_ends_at": null}))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let id = created.body["id"].as_i64().unwrap();
     assert_eq!(instant(&created.body["sale_starts_at"]), Some(early));
@@ -191,18 +167,17 @@ async fn the_window_is_validated_on_create_and_patch(backend: Backend) {
 
     // The window as the patch leaves it must start before it ends.
     for ends in [early, early - Duration::seconds(1)] {
-        patch(&app, id, json!({"sale_ends_at": at(ends)}))
+        app.patch_product(id, json!({"sale_ends_at": at(ends)}))
             .await
             .assert_problem(StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
     }
-    patch(
-        &app,
+    app.patch_product(
         id,
         json!({"sale_starts_at": at(late), "sale_ends_at": at(late)}),
     )
     .await
     .assert_problem(StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
-    patch(&app, id, json!({"sale_starts_at": "soon"}))
+    app.patch_product(id, json!({"sale_starts_at": "soon"}))
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
     assert_eq!(
@@ -217,41 +192,40 @@ async fn the_window_is_validated_on_create_and_patch(backend: Backend) {
     );
 
     // Absent leaves the window unchanged, a value sets it, null clears it.
-    let renamed = patch(&app, id, json!({"name": "Desk lamp"})).await;
+    let renamed = app.patch_product(id, json!({"name": "Desk lamp"})).await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
     assert_eq!(instant(&renamed.body["sale_starts_at"]), Some(early));
     assert_eq!(renamed.body["sale_ends_at"], Value::Null);
-    let closing = patch(&app, id, json!({"sale_ends_at": at(late)})).await;
+    let closing = app
+        .patch_product(id, json!({"sale_ends_at": at(late)}))
+        .await;
     assert_eq!(closing.status, StatusCode::OK, "{}", closing.text);
     assert_eq!(instant(&closing.body["sale_starts_at"]), Some(early));
     assert_eq!(instant(&closing.body["sale_ends_at"]), Some(late));
     // Moving the start past the old end is fine when the end moves too.
-    let moved = patch(
-        &app,
-        id,
-        json!({"sale_starts_at": at(late), "sale_ends_at": at(late + Duration::hours(1))}),
-    )
-    .await;
+    let moved = app
+        .patch_product(
+            id,
+            json!({"sale_starts_at": at(late), "sale_ends_at": at(late + Duration::hours(1))}),
+        )
+        .await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
-    let cleared = patch(&app, id, json!({"sale_starts_at": null})).await;
+    let cleared = app.patch_product(id, json!({"sale_starts_at": null})).await;
     assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text);
     assert_eq!(cleared.body["sale_starts_at"], Value::Null);
     assert_eq!(
         instant(&cleared.body["sale_ends_at"]),
         Some(late + Duration::hours(1))
     );
-    let both = patch(
-        &app,
-        id,
-        json!({"sale_starts_at": null, "sale_ends_at": null}),
-    )
-    .await;
+    let both = app
+        .patch_product(id, json!({"sale_starts_at": null, "sale_ends_at": null}))
+        .await;
     assert_eq!(both.status, StatusCode::OK, "{}", both.text);
     assert_eq!(both.body["sale_starts_at"], Value::Null);
     assert_eq!(both.body["sale_ends_at"], Value::Null);
     assert_eq!(both.body["name"], "Desk lamp");
     // The other fields still refuse null.
-    patch(&app, id, json!({"name": null}))
+    app.patch_product(id, json!({"name": null}))
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "VALIDATION_FAILED");
 }
@@ -260,12 +234,12 @@ async fn every_read_shows_the_window(backend: Backend) {
     let app = TestApp::new(backend).await;
     let plain = app.product("Mug", 1000, 5).await;
     let opens = app.clock.now() + Duration::minutes(5);
-    let sale = create(
-        &app,
-        json!({"name": "Lamp", "price": 1000, "stock": 5, "sale_starts_at": at(opens)}),
-    )
-    .await
-    .body["id"]
+    let sale = app
+        .create_product(
+            json!({"name": "Lamp", "price": 1000, "stock": 5, "sale_starts_at": at(opens)}),
+        )
+        .await
+        .body["id"]
         .as_i64()
         .unwrap();
     let mug = product(&app, plain).await;
@@ -296,12 +270,12 @@ async fn orders_across_the_opening_instant_are_decided_by_their_clock(backend: B
     const STOCK: i64 = ORDERS + 1;
     let app = TestApp::new(backend).await;
     let opens = app.clock.now() + Duration::seconds(2);
-    let hot = create(
-        &app,
-        json!({"name": "Hot", "price": 1000, "stock": STOCK, "sale_starts_at": at(opens)}),
-    )
-    .await
-    .body["id"]
+    let hot = app
+        .create_product(
+            json!({"name": "Hot", "price": 1000, "stock": STOCK, "sale_starts_at": at(opens)}),
+        )
+        .await
+        .body["id"]
         .as_i64()
         .unwrap();
     for user in 1..=ORDERS {
